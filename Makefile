@@ -1,0 +1,45 @@
+# targeting — `make help` lists the targets. `make demo` and `make test` bootstrap a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export OMP_WAIT_POLICY := passive
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test test-fast lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with the locked dependencies and the package
+
+demo: $(STAMP) ## run the main job end to end on the simulated world
+	bash scripts/demo.sh
+
+test: $(STAMP) ## run the whole test suite (slow tests included)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## run the tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP) ## performance benchmarks (prints tables)
+	$(BIN)/python -m benchmarks
+
+lock: ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean: ## remove the venv and generated data
+	rm -rf $(VENV) data/raw data/interim data/processed mlruns mlflow.db

@@ -1,0 +1,207 @@
+"""Reading and writing tables: the only module that knows file formats.
+
+Reads keep every value as the file holds it (CSV cells stay strings, so `hs_code` keeps its leading
+zeros and the country code "NA" stays Namibia); typing and rules are `validate.py`'s job. Writes are
+atomic: data goes to a temporary file beside the target and is renamed into place, so a failure never
+leaves a partial output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from targeting.errors import InputFileError
+
+CSV_SUFFIXES = (".csv", ".txt", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+REPLACEMENT_CHAR = "\ufffd"
+
+
+@dataclass
+class RawTable:
+    """A table as read, before any typing: values, where they came from, and row-level read problems."""
+
+    frame: pd.DataFrame
+    path: Path
+    format: str  # "csv" or "parquet"
+    encoding_errors: bool = False  # the file had bytes that are not UTF-8 (replaced by U+FFFD)
+    #: row position -> reason, for rows the reader could not split into the header's fields
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+
+def file_format(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    raise InputFileError(f"{path}: unknown file type (expected .csv or .parquet)")
+
+
+def read_raw(path: str | Path) -> RawTable:
+    """Read a CSV or Parquet file without interpreting its values."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputFileError(f"{path}: is a folder, expected a .csv or .parquet file")
+    fmt = file_format(path)
+    if path.stat().st_size == 0:
+        raise InputFileError(f"{path}: file is empty")
+    return _read_parquet_raw(path) if fmt == "parquet" else _read_csv_raw(path)
+
+
+def _read_parquet_raw(path: Path) -> RawTable:
+    try:
+        tbl = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    return RawTable(tbl.to_pandas(), path, "parquet")
+
+
+def _read_csv_raw(path: Path) -> RawTable:
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        encoding_errors = False
+    except UnicodeDecodeError:
+        encoding_errors = True
+    del raw
+    options = dict(dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
+                   encoding_errors="replace")  # fmt: skip
+    try:
+        frame = pd.read_csv(path, **options)
+        row_errors: dict[int, str] = {}
+    except pd.errors.EmptyDataError:
+        raise InputFileError(f"{path}: file is empty (no header row)") from None
+    except pd.errors.ParserError:
+        frame, row_errors = _read_csv_ragged(path)
+    if frame.columns.duplicated().any() or any(str(c).strip() == "" for c in frame.columns):
+        raise InputFileError(f"{path}: header has blank or repeated column names")
+    # a row with fewer fields than the header comes back with missing cells (na_filter is off, so an
+    # empty field is "" and only an absent one is missing)
+    short = frame.isna().any(axis=1).to_numpy()
+    for pos in short.nonzero()[0]:
+        row_errors.setdefault(int(pos), "row: has fewer fields than the header")
+    return RawTable(frame, path, "csv", encoding_errors, row_errors)
+
+
+def _read_csv_ragged(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Slow path for files with rows that have more fields than the header: keep them, flag them."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise InputFileError(f"{path}: file is empty (no header row)") from None
+        rows: list[list[str | None]] = []
+        errors: dict[int, str] = {}
+        n = len(header)
+        for pos, row in enumerate(reader):
+            if len(row) > n:
+                errors[pos] = f"row: has {len(row)} fields, the header has {n}"
+                row = row[:n]
+            rows.append(row + [None] * (n - len(row)))
+    return pd.DataFrame(rows, columns=header, dtype="str"), errors
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# ---- writing ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `target`; rename it onto `target` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write a frame as Parquet or CSV (by suffix), atomically. Returns the path written."""
+    return write_tables({Path(path): frame})[0]
+
+
+def write_text(text: str, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_json(obj: object, path: str | Path) -> Path:
+    return write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", path)
+
+
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file this project wrote (already contract-typed)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path}: no such file")
+    try:
+        return pq.read_table(path, columns=columns).to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns (mixed values as read) become text so that Parquet can hold them."""
+    obj = [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c].dtype)]
+    if not obj:
+        return frame
+    frame = frame.copy()
+    for c in obj:
+        frame[c] = frame[c].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+        frame[c] = frame[c].astype("str")
+    return frame
+
+
+def write_tables(outputs: dict[Path, pd.DataFrame]) -> list[Path]:
+    """Write several tables all-or-nothing: every file is written to a temporary name first, and only
+    when all of them succeeded are they renamed into place."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, frame in outputs.items():
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(fd)
+            staged.append((Path(tmp), target))
+            _write_one(_arrow_safe(frame), Path(tmp), file_format(target))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    finally:
+        for tmp, _ in staged:
+            if tmp.exists():
+                tmp.unlink()
+    return [t for _, t in staged]
+
+
+def _write_one(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
+    else:
+        frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
