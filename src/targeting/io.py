@@ -87,7 +87,8 @@ def _read_csv_raw(path: Path) -> RawTable:
         raise InputFileError(f"{path}: file is empty (no header row)") from None
     except pd.errors.ParserError:
         frame, row_errors = _read_csv_ragged(path)
-    if frame.columns.duplicated().any() or any(str(c).strip() == "" for c in frame.columns):
+    header = _csv_header(path)
+    if len(set(header)) != len(header) or any(h.strip() == "" for h in header):
         raise InputFileError(f"{path}: header has blank or repeated column names")
     # a row with fewer fields than the header comes back with missing cells (na_filter is off, so an
     # empty field is "" and only an absent one is missing)
@@ -97,8 +98,15 @@ def _read_csv_raw(path: Path) -> RawTable:
     return RawTable(frame, path, "csv", encoding_errors, row_errors)
 
 
+def _csv_header(path: Path) -> list[str]:
+    """The header as written (pandas would rename a repeated name to "name.1")."""
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        return next(csv.reader(fh), [])
+
+
 def _read_csv_ragged(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
     """Slow path for files with rows that have more fields than the header: keep them, flag them."""
+    csv.field_size_limit(2**31 - 1)  # long free-text cells are the validator's to judge, not the reader's
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
         try:

@@ -34,7 +34,8 @@ from targeting.schema import (
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
-_TZ_SUFFIX = r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
+#: a time of day followed by a zone designator ("Z" or an offset); a bare date has none
+_TZ_SUFFIX = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
 
 
 @dataclass
@@ -124,8 +125,12 @@ def _coerce(s: pd.Series, col: Column, problems: _Problems) -> pd.Series:
     if kind == Kind.TIMESTAMP:
         return _coerce_timestamp(s, name, problems)
     if kind == Kind.DATE:
+        if s.dtype == col.dtype:
+            return s
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            return s.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize().astype(col.dtype)
         if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            return s.dt.tz_localize(None).dt.normalize().astype(col.dtype) if s.dt.tz else s.astype(col.dtype)
+            return s.dt.normalize().astype(col.dtype)
         text = _as_text(s)
         parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
         problems.add_untyped(name, text.notna() & parsed.isna(), f"{name}: not a date (YYYY-MM-DD)")

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job end to end on embedded data; `make demo` runs this inside the project's .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=.venv/bin/targeting
+KCS=../shared/external/customs-declaration-datasets
+
+echo "== 1. import the public KCS declarations into the data contract"
+$T import-kcs "$KCS/df_syn_train_eng.csv" --out data/raw/kcs-train
+
+echo "== 2. validate the imported tables (every row accounted for)"
+$T validate data/raw/kcs-train/declarations.parquet --out data/interim/kcs-train-validated
+$T validate data/raw/kcs-train/inspections.parquet --table inspections \
+  --declarations data/raw/kcs-train/declarations.parquet

@@ -1,0 +1,88 @@
+"""Shared fixtures: one contract-valid declaration and inspection, and a writer for test files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+KCS_DIR = SHARED / "external" / "customs-declaration-datasets"
+
+GOOD_DECLARATION = {
+    "declaration_id": "D-0001",
+    "mode": "SEA",
+    "filed_at": "2024-03-02T08:15:00Z",
+    "arrival_date": "2024-03-10",
+    "amend_count": "0",
+    "transport_doc_no": "MAEU123456789",
+    "master_doc_no": "MAEU999",
+    "carrier_id": "CAR-01",
+    "origin_country": "EC",
+    "goods_origin_country": "EC",
+    "load_loc": "ECGYE",
+    "transit_locs": "PABLB;MXZLO",
+    "discharge_loc": "KRPUS",
+    "consignor_id": "EXP-1",
+    "consignor_type": "ORG",
+    "consignor_country": "EC",
+    "consignee_id": "IMP-1",
+    "consignee_type": "ORG",
+    "consignee_addr_type": "COMMERCIAL",
+    "consignee_addr_hash": "a1b2",
+    "consignee_phone_hash": "p1",
+    "consignee_email_hash": "e1",
+    "consignee_taxid_present": "true",
+    "forwarder_id": "FWD-1",
+    "declarant_id": "DCL-1",
+    "notify_party_id": "NP-1",
+    "hs_code": "080390",
+    "goods_desc": "fresh bananas, cavendish",
+    "n_packages": "1080",
+    "package_type": "CT",
+    "gross_weight_kg": "20500.5",
+    "declared_value_usd": "15000",
+    "freight_payment": "H",
+    "item_category": "SALE_OF_GOODS",
+    "is_transit_cargo": "false",
+    "container_type": "45R1",
+    "is_reefer": "true",
+    "fcl_lcl": "FCL",
+    "vessel_imo": "9321483",
+    "seal_discrepancy": "false",
+}
+
+GOOD_INSPECTION = {
+    "declaration_id": "D-0001",
+    "selection_reason": "RULE",
+    "selection_propensity": "1.0",
+    "exam_type": "NII_XRAY",
+    "exam_at": "2024-03-11T02:00:00Z",
+    "result": "DRUG",
+    "drug_class": "COCAINE",
+    "quantity_kg": "42.5",
+    "concealment": "RIP_ON_DOOR",
+}
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def good_declaration() -> dict[str, str]:
+    return dict(GOOD_DECLARATION)
+
+
+@pytest.fixture
+def good_inspection() -> dict[str, str]:
+    return dict(GOOD_INSPECTION)
+
+
+@pytest.fixture
+def kcs_train() -> Path:
+    path = KCS_DIR / "df_syn_train_eng.csv"
+    assert path.exists(), f"shared data missing: {path} (tests need ../shared beside the repository)"
+    return path

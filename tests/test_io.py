@@ -1,0 +1,54 @@
+"""Reading keeps codes as written; writing is atomic (no partial output on failure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from targeting.errors import InputFileError
+from targeting.io import read_raw, write_tables
+
+
+def test_csv_cells_stay_strings(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("hs_code,origin_country,n\n090240,NA,007\n,NULL,\n")
+    raw = read_raw(path)
+    assert raw.frame.loc[0].tolist() == ["090240", "NA", "007"]
+    assert raw.frame.loc[1].tolist() == ["", "NULL", ""]
+    assert raw.format == "csv" and not raw.encoding_errors
+
+
+def test_bom_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffdeclaration_id,mode\nD1,SEA\n".encode())
+    assert list(read_raw(path).frame.columns) == ["declaration_id", "mode"]
+
+
+def test_repeated_header_names_are_a_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a\n1,2\n")
+    with pytest.raises(InputFileError, match="repeated column"):
+        read_raw(path)
+
+
+def test_write_tables_is_all_or_nothing(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where the second output needs a folder")
+    with pytest.raises(OSError):
+        write_tables(
+            {
+                tmp_path / "first.parquet": pd.DataFrame({"a": [1, 2]}),
+                tmp_path / "blocker" / "second.parquet": pd.DataFrame({"a": [3]}),
+            }
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]  # first.parquet was not left behind
+
+
+def test_write_tables_replaces_existing_files(tmp_path: Path) -> None:
+    target = tmp_path / "t.parquet"
+    write_tables({target: pd.DataFrame({"a": [1]})})
+    write_tables({target: pd.DataFrame({"a": [1, 2, 3]}), tmp_path / "t.csv": pd.DataFrame({"b": ["x"]})})
+    assert len(pd.read_parquet(target)) == 3
+    assert pd.read_csv(tmp_path / "t.csv")["b"].tolist() == ["x"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]
