@@ -1,0 +1,440 @@
+"""The simulated customs world: daily declarations, selective inspections, feedback (§4.7-4.9).
+
+`World.step(day, policy)` generates one day, selects and examines inspections (optionally with a
+project model as `policy`: any callable that scores the day's declarations), and updates the state a
+seizure changes (watch-lists, networks). `simulate(config, out)` runs every day with the legacy policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from targeting.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS
+from targeting.simulate import trade
+from targeting.simulate.config import MODES, SimConfig
+from targeting.simulate.entities import build_registry
+from targeting.simulate.geography import AIRLINE_CODES, HIGH_RISK_ORIGINS, SEA_HUBS
+from targeting.simulate.patterns import Underworld
+
+Policy = Callable[[pd.DataFrame], np.ndarray]
+
+#: P(detect | concealment, exam) (§4.8)
+DETECTION = {
+    "RIP_ON_DOOR": (0.55, 0.60, 0.85, 0.95, 0.0),
+    "IN_COVER_LOAD": (0.45, 0.50, 0.35, 0.90, 0.0),
+    "REEFER_MACHINERY": (0.35, 0.40, 0.15, 0.70, 0.0),
+    "STRUCTURAL": (0.35, 0.40, 0.15, 0.70, 0.0),
+    "IN_GOODS_ITEM": (0.60, 0.50, 0.60, 0.90, 0.0),
+    "LIQUID_DISSOLVED": (0.15, 0.20, 0.20, 0.40, 0.95),
+    "IMPREGNATED": (0.05, 0.15, 0.05, 0.25, 0.90),
+    "LOOSE_IN_PARCEL": (0.50, 0.60, 0.80, 0.90, 0.0),
+    "MISDECLARED_CHEMICAL": (0.20, 0.10, 0.50, 0.60, 0.95),
+}
+NII, CANINE, PARTIAL, FULL, LAB = range(5)
+WATCHLIST_HS_PREFIXES = ("0803", "0804", "0902", "2101", "2915", "2916", "2932", "3824", "2933", "3304", "2106")
+_HUBS = {h for hubs in SEA_HUBS.values() for h in hubs} | {"PAPTY", "MXMEX", "QADOH", "AEDXB", "NLAMS"}
+
+
+@dataclass
+class DayResult:
+    declarations: pd.DataFrame  # contract columns
+    inspections: pd.DataFrame
+    ground_truth: pd.DataFrame  # hidden columns (+ generator counters, legacy rule score)
+
+
+class World:
+    def __init__(self, cfg: SimConfig) -> None:
+        self.cfg = cfg
+        seq = np.random.SeedSequence(cfg.seed)
+        s_reg, s_trade, s_crime, s_insp = seq.spawn(4)
+        self.rng_trade = np.random.default_rng(s_trade)
+        self.rng_insp = np.random.default_rng(s_insp)
+        self.registry = build_registry(cfg, np.random.default_rng(s_reg))
+        self.underworld = Underworld(cfg, self.registry, np.random.default_rng(s_crime))
+        self.start = pd.Timestamp(cfg.start_date, tz="UTC")
+        self.decl_count: dict[str, int] = {}  # consignee id -> declarations filed so far
+        self.first_seen: dict[str, int] = {}
+        self.watch: dict[str, int] = {}  # party id / token -> day it is on the watch-list from
+        self.log: list[dict[str, object]] = []
+        self._seq = 0
+
+    # ---- one day --------------------------------------------------------------------------------
+    def volume(self, mode: str, day: int) -> int:
+        cfg = self.cfg
+        date = self.start + pd.Timedelta(days=day)
+        v = cfg.volumes[mode]
+        if date.dayofweek == 6:
+            v *= cfg.sunday_factor[mode]
+        if mode in ("EXPRESS", "POST"):
+            doy = date.dayofyear
+            if 311 <= doy <= 318 or 326 <= doy <= 333:  # 11.11 and Black Friday weeks
+                v *= cfg.peak_factor
+            v *= 1 + cfg.ecommerce_growth * day / 365
+        if date.quarter in (2, 4):
+            v *= 1.05
+        return int(self.rng_trade.poisson(max(v, 0)))
+
+    def step(self, day: int, policy: Policy | None = None) -> DayResult:
+        """Generate, select, examine and learn for one day."""
+        cfg, rng = self.cfg, self.rng_trade
+        date_doy = (self.start + pd.Timedelta(days=day)).dayofyear
+        cn_factor = 1 - cfg.lunar_new_year_dip if 0 <= date_doy - cfg.lunar_new_year_day < 7 else 1.0
+        parts = [trade.generate(rng, cfg, self.registry, day, m, self.volume(m, day), cn_factor=cn_factor)
+                 for m in MODES]  # fmt: skip
+        crime = self.underworld.attempts(day)
+        if len(crime):
+            parts.append(crime)
+        frame = pd.concat(parts, ignore_index=True)
+        frame = frame.sort_values("_filed_s", kind="stable").reset_index(drop=True)
+        decl = self._finalise(frame, day)
+        counters = self._counters(decl, day)
+        rule = self._rule_score(decl, frame, counters, day)
+        insp, seized = self._inspect(decl, frame, rule, day, policy)
+        self._learn(decl, frame, insp, seized, day)
+        truth = self._truth(decl, frame, counters, rule)
+        return DayResult(decl, insp, truth)
+
+    # ---- internal -> contract -------------------------------------------------------------------
+    def _finalise(self, f: pd.DataFrame, day: int) -> pd.DataFrame:
+        n = len(f)
+        ids = np.arange(self._seq, self._seq + n)
+        self._seq += n
+        filed = self.start + pd.to_timedelta(f["_filed_s"].to_numpy(), unit="s")
+        kind = f["_consignee_kind"].to_numpy()
+        cons = f["_consignee"].to_numpy()
+        x_cons = f["_consignee_x"].to_numpy() if "_consignee_x" in f else np.full(n, None)
+        person_flag = f["_person"].fillna(False).to_numpy(dtype=bool) if "_person" in f else np.zeros(n, bool)
+        consignee = np.where(kind == "P", _fmt("PER", cons, 7), np.where(kind == "O", _fmt("IMP", cons, 6), x_cons))
+        ctype = np.where(kind == "P", "PERSON", np.where(kind == "O", "ORG", np.where(person_flag, "PERSON", "ORG")))
+        ckind = f["_consignor_kind"].to_numpy()
+        consignor = np.where(ckind == "E", _fmt("EXP", f["_consignor"].to_numpy(), 6),
+                             np.where(ckind == "S", _fmt("SND", f["_consignor"].to_numpy(), 8),
+                                      f["_consignor_x"].to_numpy() if "_consignor_x" in f else None))  # fmt: skip
+        cperson = f["_consignor_person"].fillna(False).to_numpy(dtype=bool) if "_consignor_person" in f else np.zeros(n, bool)
+        consignor_type = np.where((ckind == "S") | cperson, "PERSON", "ORG")
+        line = f["_line"].to_numpy()
+        hs = np.where(line >= 0, trade.LINE_HS[np.maximum(line, 0)], None)
+        mode = f["mode"].to_numpy()
+        fwd = f["_forwarder"].to_numpy()
+        dcl = f["_declarant"].to_numpy()
+        out = pd.DataFrame(
+            {
+                "declaration_id": _fmt("D", ids, 9),
+                "mode": mode,
+                "filed_at": filed.astype("datetime64[us, UTC]"),
+                "arrival_date": (filed.normalize() + pd.to_timedelta(f["_lead_days"].to_numpy(), unit="D")).date,
+                "amend_count": f["amend_count"].to_numpy(),
+                "transport_doc_no": _fmt("TD", ids, 10),
+                "master_doc_no": np.where(fwd >= 0, _fmt("M", fwd * 1000 + day, 9), None),
+                "carrier_id": f["_carrier"].to_numpy(),
+                "origin_country": f["origin_country"].to_numpy(),
+                "goods_origin_country": f["goods_origin_country"].to_numpy(),
+                "load_loc": f["load_loc"].to_numpy(),
+                "transit_locs": f["transit_locs"].to_numpy(),
+                "discharge_loc": f["discharge_loc"].to_numpy(),
+                "consignor_id": consignor,
+                "consignor_type": consignor_type,
+                "consignor_country": f["origin_country"].to_numpy(),
+                "consignee_id": consignee,
+                "consignee_type": ctype,
+                "consignee_addr_type": f["consignee_addr_type"].to_numpy(),
+                "consignee_addr_hash": _hash(f["_addr_tok"].to_numpy()),
+                "consignee_phone_hash": _hash(f["_phone_tok"].to_numpy()),
+                "consignee_email_hash": _hash(f["_email_tok"].to_numpy()),
+                "consignee_taxid_present": f["consignee_taxid_present"].to_numpy(dtype=bool),
+                "forwarder_id": np.where(fwd >= 0, _fmt("FWD", fwd, 4), None),
+                "declarant_id": np.where(dcl >= 0, _fmt("DCL", dcl, 4), None),
+                "notify_party_id": np.where(f["_notify_is_forwarder"].fillna(False).to_numpy(dtype=bool) & (fwd >= 0),
+                                            _fmt("FWD", fwd, 4), None) if "_notify_is_forwarder" in f else None,
+                "hs_code": hs,
+                "goods_desc": f["goods_desc"].to_numpy(),
+                "n_packages": f["n_packages"].to_numpy(),
+                "package_type": f["package_type"].to_numpy(),
+                "gross_weight_kg": f["gross_weight_kg"].to_numpy(dtype=float),
+                "declared_value_usd": f["declared_value_usd"].to_numpy(dtype=float),
+                "freight_payment": f["freight_payment"].to_numpy(),
+                "item_category": f["item_category"].to_numpy(),
+                "is_transit_cargo": f["is_transit_cargo"].fillna(False).to_numpy(dtype=bool),
+            }
+        )  # fmt: skip
+        sea, air, post, exp = (mode == m for m in ("SEA", "AIR", "POST", "EXPRESS"))
+        out["container_type"] = np.where(sea, f.get("container_type"), None)
+        out["is_reefer"] = pd.array(np.where(sea, f.get("is_reefer", False), None), dtype="boolean")
+        out["fcl_lcl"] = np.where(sea, f.get("fcl_lcl"), None)
+        vessel = f["_vessel"].fillna(0).to_numpy(dtype=np.int64) if "_vessel" in f else np.zeros(n, np.int64)
+        out["vessel_imo"] = np.where(sea, _fmt("", 9_100_000 + vessel, 7), None)
+        out["seal_discrepancy"] = pd.array(np.where(sea, f.get("seal_discrepancy", False), None), dtype="boolean")
+        flight = f["_flight"].fillna(0).to_numpy(dtype=np.int64) if "_flight" in f else np.zeros(n, np.int64)
+        codes = np.asarray(AIRLINE_CODES)[flight % len(AIRLINE_CODES)]
+        out["flight_no"] = np.where(air, pd.Series(codes).str.cat(pd.Series(100 + flight).astype(str)).to_numpy(), None)
+        age = f["shipper_account_age_days"] if "shipper_account_age_days" in f else pd.Series(np.nan, index=f.index)
+        out["shipper_account_age_days"] = pd.array(np.where(air, age, np.nan), dtype="float64").astype("Int64")
+        out["known_consignor"] = pd.array(np.where(air, f.get("known_consignor", False), None), dtype="boolean")
+        out["mail_class"] = np.where(post, f.get("mail_class"), None)
+        out["cn_form"] = np.where(post, f.get("cn_form"), None)
+        out["express_operator"] = np.where(exp, f.get("express_operator"), None)
+        out["simplified_clearance"] = pd.array(np.where(exp, f.get("simplified_clearance", False), None), dtype="boolean")
+        return _to_contract(out)
+
+    # ---- generator counters and the legacy rule score ------------------------------------------
+    def _counters(self, decl: pd.DataFrame, day: int) -> pd.DataFrame:
+        """Point-in-time per consignee: declarations filed before this row (same day included)."""
+        cid = decl["consignee_id"]
+        before = cid.map(self.decl_count).fillna(0).astype("int64")
+        within = cid.groupby(cid, sort=False).cumcount()
+        prior = before + within
+        for key, cnt in cid.value_counts().items():
+            self.decl_count[key] = self.decl_count.get(key, 0) + int(cnt)
+            self.first_seen.setdefault(key, day)
+        return pd.DataFrame({"consignee_prior_decl": prior.to_numpy()})
+
+    def _on_watch(self, values: pd.Series, day: int) -> np.ndarray:
+        return values.map(lambda v: v is not None and self.watch.get(v, 10**9) <= day).to_numpy(dtype=bool)
+
+    def _rule_score(self, decl: pd.DataFrame, f: pd.DataFrame, counters: pd.DataFrame, day: int) -> np.ndarray:
+        cfg = self.cfg
+        hs = decl["hs_code"].fillna("")
+        unit = (decl["declared_value_usd"] / decl["gross_weight_kg"]).to_numpy()
+        line = np.maximum(f["_line"].to_numpy(), 0)
+        p10 = trade.LINE_USD[line] * np.exp(-1.2816 * np.hypot(trade.UNIT_SIGMA, trade.VALUE_SIGMA))
+        transit = decl["transit_locs"].fillna("")
+        hub = transit.str.split(";").map(lambda xs: any(x in _HUBS for x in xs)).to_numpy()
+        watch = np.zeros(len(decl), bool)
+        for col in ("consignee_id", "consignor_id", "consignee_phone_hash", "consignee_email_hash", "consignee_addr_hash"):
+            watch |= self._on_watch(decl[col], day)
+        commercial_qty = (decl["consignee_type"] == "PERSON").to_numpy() & (decl["gross_weight_kg"] > 30).to_numpy()
+        score = (
+            2.0 * decl["origin_country"].isin(HIGH_RISK_ORIGINS).to_numpy()
+            + 1.0 * hub
+            + 1.5 * (counters["consignee_prior_decl"].to_numpy() == 0)
+            + 1.0 * hs.str[:4].isin(WATCHLIST_HS_PREFIXES).to_numpy()
+            + 1.0 * ((unit < p10) & (f["_line"].to_numpy() >= 0) & (decl["mode"].isin(["SEA", "AIR"]).to_numpy()))
+            + 1.0 * f["_vague"].to_numpy(dtype=bool)
+            + 1.0 * commercial_qty
+            + 3.0 * watch
+        )
+        if cfg.drift_day(cfg.d1_start) <= day < cfg.drift_day(cfg.d1_end):  # D1 port crackdown
+            latam_reefer = (decl["is_reefer"].fillna(False).to_numpy(dtype=bool)
+                            & decl["origin_country"].isin(["EC", "CO", "CR", "PA", "PE", "CL", "MX", "GT"]).to_numpy()
+                            & (decl["discharge_loc"] == "KRPUS").to_numpy())  # fmt: skip
+            score = np.where(latam_reefer, score * 2 + 2, score)
+        return score + self.rng_insp.normal(0, cfg.rule_noise_sd, len(decl))
+
+    # ---- selection and examination ------------------------------------------------------------
+    def _inspect(self, decl, f, rule, day, policy):
+        cfg, rng = self.cfg, self.rng_insp
+        n = len(decl)
+        smuggling = f["_smuggling"].fillna(False).to_numpy(dtype=bool) if "_smuggling" in f else np.zeros(n, bool)
+        reason = np.full(n, None, dtype=object)
+        propensity = np.zeros(n)
+        mode = decl["mode"].to_numpy()
+        # INTEL_TIP (outside the budget): tips on true attempts, linked cells, controlled deliveries
+        tip_p = np.array([cfg.intel_tip_prob[m] for m in mode])
+        if "_linked" in f:
+            tip_p = np.where(f["_linked"].fillna(False).to_numpy(dtype=bool), np.maximum(tip_p, cfg.intel_tip_linked_prob), tip_p)
+        tipped = smuggling & (rng.random(n) < tip_p)
+        if "_tipped" in f:
+            tipped |= f["_tipped"].fillna(False).to_numpy(dtype=bool)
+        reason[tipped] = "INTEL_TIP"
+        propensity[tipped] = 1.0
+        model_scores = None
+        if policy is not None and cfg.share_model > 0:
+            model_scores = np.asarray(policy(decl), dtype=float)
+        for m in MODES:
+            idx = np.flatnonzero((mode == m) & (reason == None))  # noqa: E711 - elementwise
+            if idx.size == 0:
+                continue
+            budget = int(round(cfg.inspection_rate[m] * (mode == m).sum()))
+            shares = np.array([cfg.share_random, cfg.share_officer, cfg.share_model if model_scores is not None else 0.0])
+            total = cfg.share_rule + shares.sum()
+            k_random, k_officer, k_model = (np.round(budget * shares / total)).astype(int)
+            k_rule = max(0, budget - k_random - k_officer - k_model)
+            p_random = k_random / idx.size
+            pick = rng.choice(idx, min(k_random, idx.size), replace=False)
+            reason[pick] = "RANDOM"
+            rest = idx[reason[idx] == None]  # noqa: E711
+            if k_model and rest.size:
+                top = rest[np.argsort(-model_scores[rest], kind="stable")[:k_model]]
+                reason[top] = "MODEL"
+                propensity[top] = 1.0
+                rest = idx[reason[idx] == None]  # noqa: E711
+            top = rest[np.argsort(-rule[rest], kind="stable")[:k_rule]]
+            reason[top] = "RULE"
+            propensity[top] = 1.0
+            rest = idx[reason[idx] == None]  # noqa: E711
+            if k_officer and rest.size:
+                intuition = np.where(smuggling[rest], rng.normal(1.0, 1.0, rest.size), rng.normal(0, 1.0, rest.size))
+                w = np.exp(cfg.officer_temperature * intuition)
+                p_off = np.minimum(1.0, k_officer * w / w.sum())
+                chosen = rest[rng.choice(rest.size, min(k_officer, rest.size), replace=False, p=w / w.sum())]
+                reason[chosen] = "OFFICER"
+                propensity[rest] = np.maximum(propensity[rest], p_off)
+            sel = idx[(reason[idx] != None)]  # noqa: E711
+            propensity[idx] = 1 - (1 - p_random) * (1 - propensity[idx])
+            propensity[sel] = np.maximum(propensity[sel], p_random)
+        # MANDATORY: X-ray screening of a share of POST (and EXPRESS) items; an alarm opens the item
+        screened = (reason == None) & (  # noqa: E711
+            ((mode == "POST") & (rng.random(n) < cfg.post_xray_share))
+            | ((mode == "EXPRESS") & (rng.random(n) < cfg.express_xray_share))
+        )
+        conceal = f["_concealment"].to_numpy() if "_concealment" in f else np.full(n, None)
+        p_nii = np.array([DETECTION[c][NII] if c is not None and c == c else 0.0 for c in conceal])
+        alarm = screened & np.where(smuggling, rng.random(n) < p_nii, rng.random(n) < 0.01)
+        reason[alarm] = "MANDATORY"
+        propensity[alarm] = 1.0
+        return self._examine(decl, f, reason, propensity, smuggling, conceal, day)
+
+    def _examine(self, decl, f, reason, propensity, smuggling, conceal, day):
+        cfg, rng = self.cfg, self.rng_insp
+        sel = np.flatnonzero(reason != None)  # noqa: E711
+        mode = decl["mode"].to_numpy()
+        filed = decl["filed_at"]
+        lead = f["_lead_days"].to_numpy()
+        violation = f["_violation"].to_numpy(dtype=bool)
+        rows = []
+        found = np.zeros(len(decl), bool)
+        for i in sel:
+            r, m = reason[i], mode[i]
+            det = DETECTION.get(conceal[i]) if smuggling[i] else None
+            exam_at = filed.iloc[i] + pd.Timedelta(days=int(lead[i]), hours=int(rng.integers(1, 20)))
+            if m == "POST" and r not in ("INTEL_TIP", "MANDATORY") and rng.random() > cfg.post_presented:
+                continue  # targeted mail not presented for inspection
+            if r == "INTEL_TIP":
+                exams = ["PHYSICAL_FULL"]
+                p = max(det[FULL], det[LAB]) if det else 0.0
+                if det and det[LAB] > 0:
+                    exams.append("LAB")
+            elif r == "MANDATORY":
+                exams = ["NII_XRAY", "PHYSICAL_PARTIAL"]
+                p = 0.85 if det else 0.0
+            elif m in ("SEA", "AIR"):
+                if rng.random() < 0.8:
+                    alarm = rng.random() < (det[NII] if det else (0.03 if m == "SEA" else 0.01))
+                    exams = ["NII_XRAY"] + (["PHYSICAL_FULL"] if alarm else [])
+                    p = (det[FULL] if det else 0.0) if alarm else 0.0
+                else:
+                    exams = ["PHYSICAL_PARTIAL"]
+                    p = det[PARTIAL] if det else 0.0
+            else:
+                first = "CANINE" if rng.random() < 0.15 else "NII_XRAY"
+                exams = [first, "PHYSICAL_PARTIAL"]
+                p = max(det[PARTIAL], det[CANINE if first == "CANINE" else NII]) if det else 0.0
+            hit = smuggling[i] and rng.random() < p
+            physical = any(e.startswith("PHYSICAL") for e in exams)
+            other = (not hit) and violation[i] and physical and rng.random() < 0.7
+            for j, exam in enumerate(exams):
+                last = j == len(exams) - 1
+                result = "NO_FINDING"
+                if last and hit:
+                    result = "PRECURSOR" if f["_drug_class"].iloc[i] == "PRECURSOR" else "DRUG"
+                elif last and other:
+                    result = "OTHER_VIOLATION"
+                rows.append((i, r, propensity[i], exam, exam_at + pd.Timedelta(hours=3 * j), result))
+            found[i] = hit
+        insp = pd.DataFrame(rows, columns=["_row", "selection_reason", "selection_propensity", "exam_type", "exam_at", "result"])
+        insp["declaration_id"] = decl["declaration_id"].to_numpy()[insp["_row"].to_numpy(dtype=np.int64)] if len(insp) else []
+        hit_rows = insp["result"].isin(["DRUG", "PRECURSOR"]).to_numpy()
+        r_idx = insp["_row"].to_numpy(dtype=np.int64)
+        insp["drug_class"] = np.where(hit_rows, f["_drug_class"].to_numpy()[r_idx] if "_drug_class" in f else None, None) if len(insp) else []
+        qty = (f["_true_qty"].to_numpy(dtype=float)[r_idx] * f["_positive_fraction"].to_numpy(dtype=float)[r_idx]
+               * rng.uniform(0.9, 1.0, len(insp))) if ("_true_qty" in f and len(insp)) else np.zeros(len(insp))  # fmt: skip
+        insp["quantity_kg"] = np.where(hit_rows, np.round(qty, 4), np.nan)
+        insp["concealment"] = np.where(hit_rows, conceal[r_idx], None) if len(insp) else []
+        insp["exam_at"] = pd.to_datetime(insp["exam_at"], utc=True).astype("datetime64[us, UTC]")
+        insp = insp[["declaration_id", *[c for c in INSPECTIONS.names if c != "declaration_id"], "_row"]]
+        return insp, found
+
+    # ---- feedback ---------------------------------------------------------------------------------
+    def _learn(self, decl, f, insp, found, day):
+        if not found.any():
+            if "_network" in f:
+                nets = f["_network"]
+                mask = nets.notna().to_numpy()
+                if mask.any():
+                    self.underworld.record(day, nets[mask].reset_index(drop=True), pd.Series(found[mask]))
+            return
+        lag = self.cfg.watchlist_lag_days
+        for i in np.flatnonzero(found):
+            on = day + int(self.rng_insp.integers(lag[0], lag[1] + 1))
+            for col in ("consignee_id", "consignor_id", "consignee_phone_hash", "consignee_email_hash", "consignee_addr_hash"):
+                v = decl[col].iloc[i]
+                if isinstance(v, str) and v:
+                    self.watch.setdefault(v, on)
+        nets = f["_network"]
+        mask = nets.notna().to_numpy()
+        self.underworld.record(day, nets[mask].reset_index(drop=True), pd.Series(found[mask]))
+
+    def _truth(self, decl, f, counters, rule):
+        n = len(decl)
+        get = lambda c, default: f[c].to_numpy() if c in f else np.full(n, default)  # noqa: E731
+        smuggling = pd.Series(get("_smuggling", False)).fillna(False).to_numpy(dtype=bool)
+        truth = pd.DataFrame(
+            {
+                "declaration_id": decl["declaration_id"].to_numpy(),
+                "is_smuggling": smuggling,
+                "pattern_id": np.where(smuggling, get("_pattern", None), None),
+                "network_id": np.where(smuggling, get("_network", None), None),
+                "drug_class": np.where(smuggling, get("_drug_class", None), None),
+                "concealment": np.where(smuggling, get("_concealment", None), None),
+                "true_qty_kg": np.where(smuggling, pd.Series(get("_true_qty", np.nan)).astype(float), np.nan),
+                "cell_id": np.where(smuggling, get("_cell", None), None),
+                "positive_fraction": np.where(smuggling, pd.Series(get("_positive_fraction", np.nan)).astype(float), np.nan),
+                "non_drug_violation": f["_violation"].to_numpy(dtype=bool),
+                "consignee_prior_decl": counters["consignee_prior_decl"].to_numpy(),
+                "rule_score": np.round(rule, 6),
+            }
+        )
+        for c in GROUND_TRUTH.columns:
+            if c.kind == "bool":
+                truth[c.name] = truth[c.name].astype("boolean")
+        truth["is_smuggling"] = truth["is_smuggling"].astype("boolean")
+        truth["non_drug_violation"] = truth["non_drug_violation"].astype("boolean")
+        for c in ("pattern_id", "network_id", "drug_class", "concealment", "cell_id"):
+            truth[c] = truth[c].astype("str")
+        return truth
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+
+def _fmt(prefix: str, ints: np.ndarray, width: int) -> np.ndarray:
+    """Integer ids as fixed-width strings with a prefix (vectorised through Arrow)."""
+    arr = pa.array(np.asarray(ints, dtype=np.int64))
+    s = pc.utf8_lpad(pc.cast(arr, pa.string()), width, "0")
+    return np.asarray(pc.binary_join_element_wise(prefix, s, "").to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _hash(tokens: np.ndarray) -> np.ndarray:
+    """Stable 16-hex-digit pseudonymous hashes of integer tokens (splitmix64); -1 means absent."""
+    t = np.asarray(tokens, dtype=np.int64).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        z = t + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    hexes = np.char.mod("%016x", z)
+    return np.where(np.asarray(tokens) < 0, None, hexes.astype(object))
+
+
+def _to_contract(out: pd.DataFrame) -> pd.DataFrame:
+    """Order and type the columns exactly as the declarations contract."""
+    for col in DECLARATIONS.columns:
+        if col.name not in out:
+            out[col.name] = None
+        if col.kind in ("string", "category"):
+            out[col.name] = out[col.name].astype("str")
+        elif col.kind == "bool":
+            out[col.name] = out[col.name].astype("boolean")
+        elif col.kind == "int":
+            out[col.name] = out[col.name].astype("Int64")
+        elif col.kind == "float":
+            out[col.name] = out[col.name].astype("float64")
+        elif col.kind == "date":
+            out[col.name] = pd.to_datetime(out[col.name]).astype(col.dtype)
+    return out[list(DECLARATIONS.names)]
