@@ -5,7 +5,14 @@ cd "$(dirname "$0")/.."
 T=.venv/bin/targeting
 KCS=../shared/external/customs-declaration-datasets
 
-echo "== 1. import the public KCS declarations into the data contract"
+echo "== 1. generate the simulated customs world (preset small, seed 7) unless it is already there"
+if [ ! -f data/raw/sim-small/manifest.json ]; then
+  $T simulate --preset small --seed 7 --out data/raw/sim-small --daily
+fi
+$T validate data/raw/sim-small/inspections.parquet --table inspections \
+  --declarations data/raw/sim-small/declarations.parquet
+
+echo "== 1b. import the public KCS declarations into the data contract"
 $T import-kcs "$KCS/df_syn_train_eng.csv" --out data/raw/kcs-train
 
 echo "== 2. validate the imported tables (every row accounted for)"

@@ -124,7 +124,7 @@ class Underworld:
         # front company / recruited addressees: new ids the registry has never seen
         cell["consignees"] = [f"X{net.nid}G{net.generation}C{i}" for i in range(n_addressees)]
         if pid == "P01":  # rip-on: legitimate, long-standing fruit importers, unaware
-            fruit = np.flatnonzero((reg.imp_start < -365))
+            fruit = np.flatnonzero(reg.imp_start < -365)
             cell["legit_consignees"] = rng.choice(fruit, 3)
         if pid in ("P05", "P09", "P10", "P11") and rng.random() < 0.5:  # recruited real addressees
             cell["person_consignees"] = rng.integers(0, reg.n_persons, n_addressees)

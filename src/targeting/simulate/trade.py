@@ -14,8 +14,21 @@ from targeting.simulate.catalogue import DOCUMENTS_GROUP, LINES, MODE_MIX, ORIGI
 from targeting.simulate.config import SimConfig
 from targeting.simulate.entities import ADDR_TYPES_ORG, GROUP_INDEX, Registry
 from targeting.simulate.geography import (
-    AIR_DISCHARGE, AIR_HUBS, AIRLINE_CODES, AIRPORTS, CARRIERS, COUNTRIES, COUNTRY_CODES, COUNTRY_INDEX,
-    EXPRESS_DISCHARGE, EXPRESS_OPERATORS, POST_DISCHARGE, SEA_DISCHARGE, SEA_HUBS, SEAPORTS, TRADE_WEIGHTS,
+    AIR_DISCHARGE,
+    AIR_HUBS,
+    AIRLINE_CODES,
+    AIRPORTS,
+    CARRIERS,
+    COUNTRIES,
+    COUNTRY_CODES,
+    COUNTRY_INDEX,
+    EXPRESS_DISCHARGE,
+    EXPRESS_OPERATORS,
+    POST_DISCHARGE,
+    SEA_DISCHARGE,
+    SEA_HUBS,
+    SEAPORTS,
+    TRADE_WEIGHTS,
 )  # fmt: skip
 
 N_LINES = len(LINES)

@@ -69,10 +69,10 @@ class World:
         cfg = self.cfg
         date = self.start + pd.Timedelta(days=day)
         v = cfg.volumes[mode]
-        if date.dayofweek == 6:
+        if date.day_of_week == 6:
             v *= cfg.sunday_factor[mode]
         if mode in ("EXPRESS", "POST"):
-            doy = date.dayofyear
+            doy = date.day_of_year
             if 311 <= doy <= 318 or 326 <= doy <= 333:  # 11.11 and Black Friday weeks
                 v *= cfg.peak_factor
             v *= 1 + cfg.ecommerce_growth * day / 365
@@ -83,7 +83,7 @@ class World:
     def step(self, day: int, policy: Policy | None = None) -> DayResult:
         """Generate, select, examine and learn for one day."""
         cfg, rng = self.cfg, self.rng_trade
-        date_doy = (self.start + pd.Timedelta(days=day)).dayofyear
+        date_doy = (self.start + pd.Timedelta(days=day)).day_of_year
         cn_factor = 1 - cfg.lunar_new_year_dip if 0 <= date_doy - cfg.lunar_new_year_day < 7 else 1.0
         parts = [trade.generate(rng, cfg, self.registry, day, m, self.volume(m, day), cn_factor=cn_factor)
                  for m in MODES]  # fmt: skip
