@@ -196,7 +196,7 @@ class Underworld:
             shift = net.mutation % len(keys)
             origins = {k: origins[keys[(i + shift) % len(keys)]] for i, k in enumerate(keys)}
             covers = covers[net.mutation % len(covers):] + covers[: net.mutation % len(covers)]
-        cover = covers[rng.integers(0, len(covers))] if p.pid not in BURST else covers[rng.integers(0, len(covers))]
+        cover = covers[rng.integers(0, len(covers))]
         return _choice(rng, origins), cover, transit
 
     def _attempt(self, net: Network, day: int, n: int) -> pd.DataFrame:
@@ -339,7 +339,6 @@ class Underworld:
     # ---- feedback ----------------------------------------------------------------------------
     def record(self, day: int, network_ids: pd.Series, seized: pd.Series) -> None:
         """After a day's examinations: seizures burn cells (P12), trigger controlled deliveries, D7."""
-        by_net = dict(zip(network_ids, seized, strict=True))
         nets = {n.nid: n for n in self.networks}
         for nid in pd.unique(network_ids):
             net = nets[nid]
@@ -358,7 +357,6 @@ class Underworld:
             if net.pattern.pid != "P01":
                 net.paused_until = day + int(self.rng.integers(14, 57))
             self._adapt(net, day)
-        del by_net
 
     def _adapt(self, net: Network, day: int) -> None:
         window = self.cfg.avoidance_window_days

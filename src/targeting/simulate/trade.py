@@ -16,7 +16,6 @@ from targeting.simulate.entities import ADDR_TYPES_ORG, GROUP_INDEX, Registry
 from targeting.simulate.geography import (
     AIR_DISCHARGE,
     AIR_HUBS,
-    AIRLINE_CODES,
     AIRPORTS,
     CARRIERS,
     COUNTRIES,
@@ -314,4 +313,3 @@ def _mode_columns(rng, cfg, frame, mode, li, has_line, n):
         frame["simplified_clearance"] = frame["declared_value_usd"].to_numpy() <= limit
         frame["item_category"] = np.where(has_line, "SALE_OF_GOODS", "DOCUMENTS")
     frame["_has_line"] = has_line
-    _ = AIRLINE_CODES  # flight numbers are formatted at output time
