@@ -29,7 +29,9 @@ def _load(run: Path):
 def test_outputs_are_contract_valid(tiny: Path) -> None:
     decl = validate_frame(read_raw(tiny / "declarations.parquet"), DECLARATIONS)
     assert decl.n_rejected == 0, decl.reason_counts()
-    insp = check_inspections_against(validate_frame(read_raw(tiny / "inspections.parquet"), INSPECTIONS), decl.valid)
+    insp = check_inspections_against(
+        validate_frame(read_raw(tiny / "inspections.parquet"), INSPECTIONS), decl.valid
+    )
     assert insp.n_rejected == 0, insp.reason_counts()
     truth = validate_frame(read_raw(tiny / "ground_truth.parquet"), GROUND_TRUTH)
     assert truth.n_rejected == 0 and truth.n_valid == decl.n_valid
@@ -47,7 +49,10 @@ def test_same_seed_gives_byte_identical_files(tiny: Path, tmp_path: Path) -> Non
 
 def test_ground_truth_never_in_declarations(tiny: Path) -> None:
     decl, _, truth = _load(tiny)
-    hidden = set(GROUND_TRUTH.names) - {"declaration_id", "drug_class", "concealment"} | {"rule_score", "cell_id"}
+    hidden = set(GROUND_TRUTH.names) - {"declaration_id", "drug_class", "concealment"} | {
+        "rule_score",
+        "cell_id",
+    }
     assert not hidden & set(decl.columns)
     assert set(decl.columns) == set(DECLARATIONS.names)
     # pattern names never appear in observable text

@@ -20,7 +20,14 @@ MESSY = {
     "declaration_id": st.sampled_from(["D-1", "D-2", "D-3", "", " D-4", "D-5"]),
     "mode": st.sampled_from(["SEA", "AIR", "POST", "EXPRESS", "sea", "", "TRUCK"]),
     "filed_at": st.sampled_from(
-        ["2024-03-02T08:15:00Z", "2024-03-02T08:15:00+09:00", "2024-03-02 08:15", "", "soon", "2024-02-30T00:00:00Z"]
+        [
+            "2024-03-02T08:15:00Z",
+            "2024-03-02T08:15:00+09:00",
+            "2024-03-02 08:15",
+            "",
+            "soon",
+            "2024-02-30T00:00:00Z",
+        ]
     ),
     "origin_country": st.sampled_from(["CN", "NA", "XX", "", "cn", "CHN"]),
     "consignor_id": st.sampled_from(["S-1", "", "S-2"]),

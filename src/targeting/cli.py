@@ -7,13 +7,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from targeting.errors import TargetingError
+from targeting.errors import InputFileError, TargetingError
 
 app = typer.Typer(
     name="targeting",
@@ -69,7 +69,9 @@ def _summary(title: str, rows: list[tuple[str, int]], reasons: dict[str, int]) -
 def validate(
     file: Annotated[Path, typer.Argument(help="CSV or Parquet file to check")],
     table: Annotated[str, typer.Option(help="contract table: declarations or inspections")] = "declarations",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="folder for the valid rows and rejects")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="folder for the valid rows and rejects")
+    ] = None,
     declarations: Annotated[
         Path | None, typer.Option(help="declarations file, to check that inspections reference them")
     ] = None,
@@ -92,14 +94,18 @@ def validate(
 def import_kcs(
     csv_file: Annotated[Path, typer.Argument(help="KCS declarations CSV (df_syn_*_eng.csv)")],
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
-    krw_per_usd: Annotated[float, typer.Option(help="fixed KRW per USD rate for declared_value_usd")] = 1180.1,
+    krw_per_usd: Annotated[
+        float, typer.Option(help="fixed KRW per USD rate for declared_value_usd")
+    ] = 1180.1,
     exam_lag_days: Annotated[int, typer.Option(help="days from filing to the inspection outcome")] = 1,
 ) -> None:
     """Convert the public KCS declarations into contract `declarations` and `inspections` tables."""
     from targeting.config import KcsConfig
     from targeting.pipeline import import_kcs_file
 
-    result = import_kcs_file(csv_file, out_dir, KcsConfig(krw_per_usd=krw_per_usd, exam_lag_days=exam_lag_days))
+    result = import_kcs_file(
+        csv_file, out_dir, KcsConfig(krw_per_usd=krw_per_usd, exam_lag_days=exam_lag_days)
+    )
     d, i = result.declarations, result.inspections
     _summary(
         f"{csv_file.name} -> {out_dir}",
@@ -144,6 +150,37 @@ def simulate(
              [(f"declarations {m}", n) for m, n in manifest["rows_per_mode"].items()]
              + [("inspections", manifest["rows"]["inspections"]), ("smuggling (ground truth)", manifest["smuggling"])],
              {})  # fmt: skip
+
+
+def _print_frame(title: str, frame: Any) -> None:
+    tbl = RichTable(title=title, header_style="bold")
+    for col in frame.columns:
+        tbl.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
+    for row in frame.itertuples(index=False):
+        tbl.add_row(
+            *[
+                f"{v:,.4g}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+                for v in row
+            ]
+        )
+    out.print(tbl)
+
+
+@app.command("world-stats")
+@handles_errors
+def world_stats(
+    folder: Annotated[Path, typer.Argument(help="run folder written by `targeting simulate`")],
+) -> None:
+    """Print a simulated world's statistics: volumes, patterns, selection and hit rates, the rule's lift."""
+    from targeting.simulate.stats import world_stats as compute
+
+    if not (folder / "ground_truth.parquet").exists():
+        raise InputFileError(f"{folder}: not a simulator run folder (no ground_truth.parquet)")
+    stats = compute(folder)
+    _print_frame("declarations per mode", stats.rows_per_mode)
+    _print_frame("smuggling rows per pattern and mode", stats.patterns)
+    _print_frame("inspections per mode and selection reason", stats.selection)
+    _print_frame("legacy rule score vs ground truth", stats.rule)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m targeting`

@@ -18,7 +18,9 @@ def parse_target(value: str | Target) -> Target:
     try:
         return Target(value)
     except ValueError:
-        raise ConfigError(f"--target: must be one of {', '.join(t.value for t in Target)}, got {value!r}") from None
+        raise ConfigError(
+            f"--target: must be one of {', '.join(t.value for t in Target)}, got {value!r}"
+        ) from None
 
 
 def positive(result: pd.Series, target: Target | str = Target.HIT) -> pd.Series:
@@ -33,7 +35,9 @@ def labels(inspections: pd.DataFrame, target: Target | str = Target.HIT) -> pd.D
     is when it may be used as history for later declarations.
     """
     pos = positive(inspections[RESULT], target)
-    frame = pd.DataFrame({DECLARATION_ID: inspections[DECLARATION_ID], "label": pos, EXAM_AT: inspections[EXAM_AT]})
+    frame = pd.DataFrame(
+        {DECLARATION_ID: inspections[DECLARATION_ID], "label": pos, EXAM_AT: inspections[EXAM_AT]}
+    )
     grouped = frame.groupby(DECLARATION_ID, sort=False)
     out = grouped["label"].any().to_frame()
     first_hit = frame[frame["label"]].groupby(DECLARATION_ID)[EXAM_AT].min()

@@ -190,8 +190,15 @@ FILED_AT = "filed_at"
 DECLARATIONS = Table(
     "declarations",
     (
-        Column(DECLARATION_ID, _S, required=True, unique=True, pattern=r"\S(?:.*\S)?",
-               rule="must not be blank or padded with spaces", max_length=128),
+        Column(
+            DECLARATION_ID,
+            _S,
+            required=True,
+            unique=True,
+            pattern=r"\S(?:.*\S)?",
+            rule="must not be blank or padded with spaces",
+            max_length=128,
+        ),
         Column(MODE, _C, required=True, allowed=MODES),
         Column(FILED_AT, _T, required=True),
         Column("arrival_date", _D),
@@ -202,8 +209,12 @@ DECLARATIONS = Table(
         _country("origin_country", required=True),
         _country("goods_origin_country"),
         _locode("load_loc"),
-        Column("transit_locs", _S, pattern=f"(?:{locode_pattern()}(?:;{locode_pattern()})*)?",
-               rule="must be UN/LOCODEs joined by ';' (empty if direct)"),
+        Column(
+            "transit_locs",
+            _S,
+            pattern=f"(?:{locode_pattern()}(?:;{locode_pattern()})*)?",
+            rule="must be UN/LOCODEs joined by ';' (empty if direct)",
+        ),
         _locode("discharge_loc"),
         Column("consignor_id", _S, required=True),
         Column("consignor_type", _C, allowed=PARTY_TYPES),
@@ -221,22 +232,34 @@ DECLARATIONS = Table(
         Column("hs_code", _S, pattern=r"\d{6,10}", rule="must be 6 to 10 digits (leading zeros kept)"),
         Column("goods_desc", _S, required=True, empty_ok=True, max_length=MAX_GOODS_DESC),
         Column("n_packages", _I, min_value=1),
-        Column("package_type", _C, pattern=r"[0-9A-Z]{2}", rule="must be a UN/ECE Rec. 21 code (2 characters)"),
+        Column(
+            "package_type", _C, pattern=r"[0-9A-Z]{2}", rule="must be a UN/ECE Rec. 21 code (2 characters)"
+        ),
         Column("gross_weight_kg", _F, required=True, min_value=0, min_inclusive=False),
         Column("declared_value_usd", _F, min_value=0),
         Column("freight_payment", _C, allowed=FREIGHT_PAYMENT),
         Column("item_category", _C, allowed=ITEM_CATEGORIES),
         Column("is_transit_cargo", _B),
         # SEA
-        Column("container_type", _C, pattern=r"[0-9A-Z]{2}[A-Z][0-9A-Z]",
-               rule="must be an ISO 6346 size-type code (e.g. 42G1, 45R1)", modes=("SEA",)),
+        Column(
+            "container_type",
+            _C,
+            pattern=r"[0-9A-Z]{2}[A-Z][0-9A-Z]",
+            rule="must be an ISO 6346 size-type code (e.g. 42G1, 45R1)",
+            modes=("SEA",),
+        ),
         Column("is_reefer", _B, modes=("SEA",)),
         Column("fcl_lcl", _C, allowed=FCL_LCL, modes=("SEA",)),
         Column("vessel_imo", _S, pattern=r"\d{7}", rule="must be a 7-digit IMO number", modes=("SEA",)),
         Column("seal_discrepancy", _B, modes=("SEA",)),
         # AIR
-        Column("flight_no", _S, pattern=r"[A-Z0-9]{2}\d{1,4}[A-Z]?",
-               rule="must be an IATA flight number (e.g. KE082)", modes=("AIR",)),
+        Column(
+            "flight_no",
+            _S,
+            pattern=r"[A-Z0-9]{2}\d{1,4}[A-Z]?",
+            rule="must be an IATA flight number (e.g. KE082)",
+            modes=("AIR",),
+        ),
         Column("shipper_account_age_days", _I, min_value=0, modes=("AIR",)),
         Column("known_consignor", _B, modes=("AIR",)),
         # POST

@@ -176,8 +176,11 @@ def _coerce_timestamp(s: pd.Series, name: str, problems: _Problems) -> pd.Series
     naive = present & ~has_tz
     if naive.any():  # tell "no time zone" apart from "not a timestamp at all"
         parses = pd.to_datetime(text.where(naive), format="ISO8601", errors="coerce").notna()
-        problems.add_untyped(name, naive & parses,
-                             f"{name}: timestamp without time zone (must be UTC ISO-8601, e.g. 2024-03-02T08:15:00Z)")
+        problems.add_untyped(
+            name,
+            naive & parses,
+            f"{name}: timestamp without time zone (must be UTC ISO-8601, e.g. 2024-03-02T08:15:00Z)",
+        )
         problems.add_untyped(name, naive & ~parses, f"{name}: not an ISO-8601 timestamp")
     problems.add_untyped(name, present & has_tz & parsed.isna(), f"{name}: not an ISO-8601 timestamp")
     return parsed.astype("datetime64[us, UTC]")
@@ -198,7 +201,9 @@ def _checks(col: Column) -> list[pa.Check]:
     if col.allowed:
         checks.append(pa.Check.isin(list(col.allowed), error=f"must be one of {', '.join(col.allowed)}"))
     if col.country:
-        checks.append(pa.Check.isin(sorted(country_codes()), error="must be an ISO 3166-1 alpha-2 country code"))
+        checks.append(
+            pa.Check.isin(sorted(country_codes()), error="must be an ISO 3166-1 alpha-2 country code")
+        )
     if col.pattern:
         checks.append(pa.Check(_fullmatch(col.pattern), error=col.rule or f"must match {col.pattern}"))
     if col.min_value is not None:
@@ -339,9 +344,7 @@ def _maybe_column(table: Table, name: str) -> Column | None:
         return None
 
 
-def check_inspections_against(
-    result: ValidationResult, declarations: pd.DataFrame
-) -> ValidationResult:
+def check_inspections_against(result: ValidationResult, declarations: pd.DataFrame) -> ValidationResult:
     """Move inspections that reference no known declaration, or precede its filing, to the rejects."""
     valid = result.valid
     filed = declarations.set_index(DECLARATION_ID)[FILED_AT]
@@ -359,6 +362,10 @@ def check_inspections_against(
     moved = _rejects(result.raw, result.valid_pos[bad], reasons.to_numpy())
     rejects = pd.concat([result.rejects, moved], ignore_index=True).sort_values(SOURCE_ROW, kind="stable")
     return ValidationResult(
-        result.table, valid[keep].reset_index(drop=True), rejects.reset_index(drop=True),
-        result.n_read, result.raw, result.valid_pos[keep],
+        result.table,
+        valid[keep].reset_index(drop=True),
+        rejects.reset_index(drop=True),
+        result.n_read,
+        result.raw,
+        result.valid_pos[keep],
     )

@@ -107,7 +107,9 @@ def to_contract(kcs: pd.DataFrame, config: KcsConfig = KcsConfig()) -> tuple[pd.
             "goods_desc": "",
             # keep unparseable text as is so that validation names it
             "gross_weight_kg": weight.astype("object").where(mass.notna(), k["Net Mass"]),
-            "declared_value_usd": (price / config.krw_per_usd).astype("object").where(price.notna(), k["Item Price"]),
+            "declared_value_usd": (price / config.krw_per_usd)
+            .astype("object")
+            .where(price.notna(), k["Item Price"]),
         }
     )
     for src, dst in EXTRA_COLUMNS.items():

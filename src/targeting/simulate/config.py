@@ -30,7 +30,9 @@ class SimConfig:
     prevalence_multiplier: float = 1.0
 
     # --- calendar (§4.1)
-    sunday_factor: dict[str, float] = field(default_factory=lambda: {"SEA": 0.5, "AIR": 0.7, "EXPRESS": 0.8, "POST": 0.0})
+    sunday_factor: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.5, "AIR": 0.7, "EXPRESS": 0.8, "POST": 0.0}
+    )
     peak_factor: float = 1.6  # EXPRESS/POST around 11 Nov and Black Friday
     lunar_new_year_dip: float = 0.4  # CN-origin volume -40 % for 7 days
     lunar_new_year_day: int = 21  # day of year (2023-01-22)
@@ -45,16 +47,35 @@ class SimConfig:
     importer_churn_per_month: float = 0.03
 
     # --- legitimate goods (§4.4)
-    vague_share: dict[str, float] = field(default_factory=lambda: {"SEA": 0.06, "AIR": 0.06, "EXPRESS": 0.10, "POST": 0.12})
+    vague_share: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.06, "AIR": 0.06, "EXPRESS": 0.10, "POST": 0.12}
+    )
     person_consignee_share: dict[str, float] = field(
         default_factory=lambda: {"SEA": 0.0, "AIR": 0.05, "EXPRESS": 0.85, "POST": 0.85}
     )
-    transhipment_share: dict[str, float] = field(default_factory=lambda: {"SEA": 0.45, "AIR": 0.30, "EXPRESS": 0.2, "POST": 0.1})
+    transhipment_share: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.45, "AIR": 0.30, "EXPRESS": 0.2, "POST": 0.1}
+    )
     cash_freight_share: float = 0.01
+    #: consumer-to-consumer parcels (PERSON sender) and how they differ: gifts, vague text, low value
+    c2c_share: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.0, "AIR": 0.0, "EXPRESS": 0.25, "POST": 0.25}
+    )
+    c2c_gift_share: float = 0.55
+    c2c_vague_share: float = 0.30
+    c2c_value_usd: float = 12.0
+    #: items declared without a tariff number (CN22 forms often carry none)
+    hs_missing_share: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.0, "AIR": 0.0, "EXPRESS": 0.03, "POST": 0.15}
+    )
     sea_amendment_share: float = 0.10
     air_transit_cargo_share: float = 0.10
     post_value_le_1_share: float = 0.08
     non_drug_violation_rate: float = 0.02
+    #: share of each mode's legitimate traffic drawn with a pattern's cover goods and origins
+    lookalike_share: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.08, "AIR": 0.08, "EXPRESS": 0.15, "POST": 0.15}
+    )
 
     # --- inspections (§4.7): budget per mode as a share of the day's declarations
     inspection_rate: dict[str, float] = field(
@@ -67,7 +88,9 @@ class SimConfig:
     share_model: float = 0.0
     rule_noise_sd: float = 1.0
     officer_temperature: float = 0.7
-    intel_tip_prob: dict[str, float] = field(default_factory=lambda: {"SEA": 0.15, "AIR": 0.08, "EXPRESS": 0.02, "POST": 0.02})
+    intel_tip_prob: dict[str, float] = field(
+        default_factory=lambda: {"SEA": 0.15, "AIR": 0.08, "EXPRESS": 0.02, "POST": 0.02}
+    )
     intel_tip_linked_prob: float = 0.30
     post_xray_share: float = 0.30
     express_xray_share: float = 0.0

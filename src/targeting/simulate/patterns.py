@@ -75,6 +75,29 @@ NPS_KEYWORDS = [  # rotated by D3 every 90 days
 HOUSEHOLD = ("fans", "door stops", "cups", "mats", "silicone sets", "ornaments", "straws")
 
 
+def lookalike_draw(rng: np.random.Generator, mode: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lines and origins of `n` legitimate look-alikes of `mode`: the cover goods and origins of the
+    patterns that use the mode, weighted by how often each pattern does (§4.4 legitimate look-alikes)."""
+    pats = [p for p in PATTERNS.values() if mode in p.modes]
+    if not pats or n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    w = np.array([p.rate * p.modes[mode] for p in pats])
+    which = rng.choice(len(pats), n, p=w / w.sum())
+    lines = np.empty(n, np.int64)
+    origins = np.empty(n, np.int64)
+    for k, p in enumerate(pats):
+        sel = np.flatnonzero(which == k)
+        if sel.size == 0:
+            continue
+        lines[sel] = [line_index(c) for c in rng.choice(p.covers, sel.size)]
+        keys = list(p.origins)
+        po = np.array([p.origins[c] for c in keys])
+        origins[sel] = np.array([COUNTRY_INDEX[c] for c in keys])[
+            rng.choice(len(keys), sel.size, p=po / po.sum())
+        ]
+    return lines, origins
+
+
 def _choice(rng: np.random.Generator, d: dict[str, float]) -> str:
     keys = list(d)
     p = np.array([d[k] for k in keys], dtype=float)
@@ -134,7 +157,13 @@ class Underworld:
         cell["forwarder"] = int(rng.choice(len(reg.fwd_weight), p=reg.fwd_weight))
         cell["declarant"] = int(rng.choice(len(reg.dcl_weight), p=reg.dcl_weight))
         if reuse_from is not None:  # P12: reuse some tokens of the seized cell
-            for key, p in (("phone", .5), ("email", .4), ("addr", .3), ("forwarder", .6), ("declarant", .3)):
+            for key, p in (
+                ("phone", 0.5),
+                ("email", 0.4),
+                ("addr", 0.3),
+                ("forwarder", 0.6),
+                ("declarant", 0.3),
+            ):
                 if rng.random() < p:
                     cell[key] = reuse_from[key]
         net.cell = cell
@@ -183,19 +212,19 @@ class Underworld:
         transit = ""
         if p.pid == "P01" and cfg.drift_day(cfg.d1_start) <= day:
             # D1 displacement: origin EC -> PE/CL via PA; 30 % of cover loads leave bananas
-            origins = {"PE": .35, "CL": .25, "EC": .15, "CO": .15, "CR": .1}
+            origins = {"PE": 0.35, "CL": 0.25, "EC": 0.15, "CO": 0.15, "CR": 0.1}
             if rng.random() < 0.3:
                 covers = ["080430", "080440", "090111"]
-            transit = "PABLB"
+            transit = "PABLB" if rng.random() < 0.5 else ""  # half the displaced loads tranship at Balboa
         if p.pid == "P02" and day >= cfg.drift_day(cfg.d4_day):
-            origins = {"MX": .3, "EC": .35, "CO": .35}  # D4: direct MX 70 % -> 30 %
+            origins = {"MX": 0.3, "EC": 0.35, "CO": 0.35}  # D4: direct MX 70 % -> 30 %
             covers = ["870899", "843149", "870830"]
             transit = "PABLB" if rng.random() < 0.5 else "CNSHA"
         if net.mutation >= 1 and p.pid not in ("P01",):  # D7: next route / cover
             keys = list(origins)
             shift = net.mutation % len(keys)
             origins = {k: origins[keys[(i + shift) % len(keys)]] for i, k in enumerate(keys)}
-            covers = covers[net.mutation % len(covers):] + covers[: net.mutation % len(covers)]
+            covers = covers[net.mutation % len(covers) :] + covers[: net.mutation % len(covers)]
         cover = covers[rng.integers(0, len(covers))]
         return _choice(rng, origins), cover, transit
 
@@ -267,12 +296,16 @@ class Underworld:
             f["container_type"] = "45R1"
             f.loc[some(0.4), "seal_discrepancy"] = True
             f.loc[some(0.15), "amend_count"] = 1
-            if mode == "SEA" and day >= self.cfg.drift_day(self.cfg.d1_start) and day < self.cfg.drift_day(self.cfg.d1_end):
-                move = some(0.6)
+            if (
+                mode == "SEA"
+                and day >= self.cfg.drift_day(self.cfg.d1_start)
+                and day < self.cfg.drift_day(self.cfg.d1_end)
+            ):
+                move = some(0.75)
                 f.loc[move, "discharge_loc"] = rng.choice(["KRKAN", "KRINC"], move.sum())
         elif p == "P02":
             f["declared_value_usd"] = (f["declared_value_usd"] * rng.uniform(0.1, 0.3, n)).round(2)
-            f.loc[some(0.4), "freight_payment"] = "A"
+            f.loc[some(0.3), "freight_payment"] = "A"
             f["_lead_days"] = np.where(some(0.3), 1, f["_lead_days"])
             f["_notify_is_forwarder"] = some(0.7)
         elif p == "P03":
@@ -286,9 +319,9 @@ class Underworld:
             f.loc[generic, "goods_desc"] = rng.choice(["chemical raw material", "food additive", "iced tea",
                                                        "industrial chemical"], generic.sum())  # fmt: skip
         elif p == "P05":
-            person = some(0.5)
+            person = some(0.4)
             f.loc[person, "_consignee_kind"] = "X"
-            put(0.5, "consignee_addr_type", ["RESIDENTIAL", "C_O"])
+            put(0.35, "consignee_addr_type", ["RESIDENTIAL", "C_O"])
             f["declared_value_usd"] = (f["declared_value_usd"] * rng.uniform(0.2, 0.5, n)).round(2)
             if mode == "AIR":
                 f["gross_weight_kg"] = rng.uniform(10, 60, n).round(2)
@@ -297,15 +330,20 @@ class Underworld:
             put(0.6, "goods_desc", ["tea", "dried fruit", "snacks"])
         elif p == "P06":
             if (f["transit_locs"] == "").any():
-                f.loc[f["transit_locs"] == "", "transit_locs"] = rng.choice(["ESMAD", "NLAMS", "DEFRA", "QADOH"])
+                f.loc[f["transit_locs"] == "", "transit_locs"] = rng.choice(
+                    ["ESMAD", "NLAMS", "DEFRA", "QADOH"]
+                )
             f["shipper_account_age_days"] = rng.integers(0, 30, n)
-            f.loc[some(0.8), "known_consignor"] = False
+            f.loc[some(0.5), "known_consignor"] = False
             f["declared_value_usd"] = (f["declared_value_usd"] * 0.4).round(2)
         elif p == "P07":
-            f.loc[some(0.55), "is_transit_cargo"] = True
+            if mode == "AIR":
+                f.loc[some(0.45), "is_transit_cargo"] = True
+            else:  # e-commerce transit parcels addressed to private persons
+                f["_person"] = some(0.8)
             f["goods_desc"] = np.asarray(rng.choice(list(HOUSEHOLD), n), dtype=object)
             f["gross_weight_kg"] = (f["gross_weight_kg"] * rng.uniform(2.0, 4.0, n)).round(3)
-            f.loc[some(0.5), "package_type"] = "JC"  # jerrycans in "household goods"
+            f.loc[some(0.25), "package_type"] = "JC"  # jerrycans in "household goods"
             f.loc[some(0.6), "_phone_tok"] = -1
             f.loc[some(0.6), "_email_tok"] = -1
         elif p == "P08":
@@ -314,15 +352,15 @@ class Underworld:
             kw = some(0.5)
             f.loc[kw, "goods_desc"] = rng.choice(vocab, kw.sum())
             f.loc[~kw, "goods_desc"] = rng.choice(["sample", "gift", "samples"], (~kw).sum())
-            f.loc[some(0.3), "_line"] = -2  # HS code missing
+            f.loc[some(0.3), "_hs_missing"] = True
             f["gross_weight_kg"] = rng.uniform(0.02, 1.0, n).round(3)
             f["declared_value_usd"] = rng.uniform(1, 30, n).round(2)
             f["_person"] = True
             # sender companies rotate every ~60 days (D3): encode the period into the sender id
             f["_consignor_x"] = f["_consignor_x"] + f"P{period}"
         elif p == "P09":
-            f["_consignor_person"] = some(0.7)
-            f.loc[some(0.6), "item_category"] = "GIFT"
+            f["_consignor_person"] = some(0.6)
+            f.loc[some(0.5), "item_category"] = "GIFT"
             f["declared_value_usd"] = rng.uniform(0, 15, n).round(2)
             put(0.6, "goods_desc", ["clothes", "books", "dvd", "candy", "cosmetics", "toys", "documents"])
             f["_person"] = True

@@ -72,7 +72,9 @@ def _parties(decl: pd.DataFrame) -> pd.DataFrame:
     ):
         sub = decl[decl[id_col].notna()]
         g = sub.groupby(id_col, sort=True)
-        frame = pd.DataFrame({"party_id": g.size().index, "role": role, "first_seen": g["filed_at"].min().to_numpy()})
+        frame = pd.DataFrame(
+            {"party_id": g.size().index, "role": role, "first_seen": g["filed_at"].min().to_numpy()}
+        )
         frame["party_type"] = g[type_col].first().to_numpy() if type_col else "ORG"
         frame["country"] = g[country].first().to_numpy() if country else "KR"
         frames.append(frame)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from targeting.simulate.catalogue import DOCUMENTS_GROUP, LINES, MODE_MIX, ORIGIN_PROFILES, VAGUE_DESCRIPTIONS
 from targeting.simulate.config import SimConfig
-from targeting.simulate.entities import ADDR_TYPES_ORG, GROUP_INDEX, Registry
+from targeting.simulate.entities import ADDR_TYPES_ORG, GROUP_INDEX, Registry, draw
 from targeting.simulate.geography import (
     AIR_DISCHARGE,
     AIR_HUBS,
@@ -80,7 +80,9 @@ def sample_lines(rng: np.random.Generator, mode: str, n: int) -> np.ndarray:
     return out
 
 
-def sample_origins(rng: np.random.Generator, mode: str, lines: np.ndarray, cn_factor: float = 1.0) -> np.ndarray:
+def sample_origins(
+    rng: np.random.Generator, mode: str, lines: np.ndarray, cn_factor: float = 1.0
+) -> np.ndarray:
     out = np.empty(len(lines), dtype=np.int64)
     prof = np.where(lines >= 0, LINE_PROFILE[np.maximum(lines, 0)], _PROFILE_NAMES.index(""))
     for pi, name in enumerate(_PROFILE_NAMES):
@@ -100,29 +102,50 @@ def _pick(rng: np.random.Generator, choices: tuple[list[str], list[float]], n: i
     return np.asarray(vals)[rng.choice(len(vals), n, p=np.asarray(p) / np.sum(p))]
 
 
-def sea_routes(rng: np.random.Generator, origins: np.ndarray, hub_share: float) -> tuple[np.ndarray, np.ndarray]:
-    load = np.empty(len(origins), dtype=object)
-    transit = np.full(len(origins), "", dtype=object)
-    via = rng.random(len(origins)) < hub_share
-    for i, o in enumerate(origins):
-        c = COUNTRY_CODES[o]
-        ports = SEAPORTS.get(c, ["SGSIN"])
-        load[i] = ports[0] if rng.random() < 0.6 else ports[rng.integers(0, len(ports))]
-        if via[i]:
-            hubs = [h for h in SEA_HUBS[_REGION[o]] if h[:2] != c]
-            k = 1 if rng.random() < 0.8 else 2
-            transit[i] = ";".join(rng.choice(hubs, min(k, len(hubs)), replace=False))
-    return load, transit
+def _padded(rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged lists of codes as a padded 2-D array plus the length of each row."""
+    width = max(len(r) for r in rows)
+    table = np.array([r + [r[0]] * (width - len(r)) for r in rows], dtype=object)
+    return table, np.array([len(r) for r in rows])
 
 
-def air_routes(rng: np.random.Generator, origins: np.ndarray, hub_share: float) -> tuple[np.ndarray, np.ndarray]:
-    load = np.array([AIRPORTS.get(COUNTRY_CODES[o], "SGSIN") for o in origins], dtype=object)
-    transit = np.full(len(origins), "", dtype=object)
-    via = np.flatnonzero(rng.random(len(origins)) < hub_share)
-    for i in via:
-        hubs = [h for h in AIR_HUBS[_REGION[origins[i]]] if h != load[i]]
-        transit[i] = hubs[rng.integers(0, len(hubs))]
-    return load, transit
+_SEA_PORTS, _SEA_PORT_N = _padded([SEAPORTS.get(c, ["SGSIN"]) for c in COUNTRY_CODES])
+_SEA_HUB, _SEA_HUB_N = _padded(
+    [[h for h in SEA_HUBS[_REGION[i]] if h[:2] != c] for i, c in enumerate(COUNTRY_CODES)]
+)
+_AIRPORT = np.array([AIRPORTS.get(c, "SGSIN") for c in COUNTRY_CODES], dtype=object)
+_AIR_HUB, _AIR_HUB_N = _padded(
+    [[h for h in AIR_HUBS[_REGION[i]] if h != _AIRPORT[i]] for i in range(len(COUNTRY_CODES))]
+)
+
+
+def sea_routes(
+    rng: np.random.Generator, origins: np.ndarray, hub_share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Port of loading (the country's main port 60 %) and 0-2 transhipment hubs of the rotation."""
+    n = len(origins)
+    other = rng.integers(0, 1 << 30, n) % _SEA_PORT_N[origins]
+    load = np.where(rng.random(n) < 0.6, _SEA_PORTS[origins, 0], _SEA_PORTS[origins, other])
+    n_hub = _SEA_HUB_N[origins]
+    first = rng.integers(0, 1 << 30, n) % n_hub
+    second = (first + 1 + rng.integers(0, 1 << 30, n) % np.maximum(n_hub - 1, 1)) % n_hub
+    hub1 = _SEA_HUB[origins, first]
+    two = (rng.random(n) >= 0.8) & (n_hub > 1)
+    both = pd.Series(hub1).str.cat(pd.Series(_SEA_HUB[origins, second]), sep=";").to_numpy(dtype=object)
+    via = rng.random(n) < hub_share
+    transit = np.where(via, np.where(two, both, hub1), "")
+    return load.astype(object), transit.astype(object)
+
+
+def air_routes(
+    rng: np.random.Generator, origins: np.ndarray, hub_share: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The origin's cargo airport, and a transit hub of its region for `hub_share` of the items."""
+    n = len(origins)
+    load = _AIRPORT[origins]
+    hub = _AIR_HUB[origins, rng.integers(0, 1 << 30, n) % _AIR_HUB_N[origins]]
+    transit = np.where(rng.random(n) < hub_share, hub, "")
+    return load.copy(), transit.astype(object)
 
 
 def generate(
@@ -154,13 +177,17 @@ def generate(
     # sampled line is outside it happens in reverse: keep the line, pick a firm of that sector
     if mode in ("SEA", "AIR"):
         consignee_org = _importer_for_lines(rng, reg, li, active, consignee_org, has_line)
-    consignee_per = rng.choice(reg.n_persons, n, p=reg.per_weight)
+    consignee_per = draw(rng, reg.per_cdf, n)
     # exporters in the country of origin; POST/EXPRESS: some consumer-to-consumer senders (PERSON)
     u = rng.random(n)
     cnt = reg.exp_by_country_count[origins]
     pos = reg.exp_by_country_start[origins] + np.floor((u**2) * np.maximum(cnt, 1)).astype(np.int64)
-    exporter = np.where(cnt > 0, reg.exp_order[np.minimum(pos, len(reg.exp_order) - 1)], rng.integers(0, len(reg.exp_order), n))
-    c2c = (rng.random(n) < (0.25 if mode in ("POST", "EXPRESS") else 0.0))
+    exporter = np.where(
+        cnt > 0,
+        reg.exp_order[np.minimum(pos, len(reg.exp_order) - 1)],
+        rng.integers(0, len(reg.exp_order), n),
+    )
+    c2c = rng.random(n) < cfg.c2c_share[mode]
     sender_person = rng.integers(0, 50 * max(1, reg.n_persons // 100), n)
 
     fwd_p = {"SEA": 0.55, "AIR": 0.7, "EXPRESS": 0.0, "POST": 0.0}[mode]
@@ -170,7 +197,7 @@ def generate(
 
     # goods ----------------------------------------------------------------------------------------
     if mode == "SEA":
-        fcl = rng.random(n) < 0.7
+        fcl = rng.random(n) < 0.55
         n_cont = 1 + rng.binomial(3, 0.2, n)
         per_cont = np.clip(rng.normal(14_000, 5_000, n), 3_000, 28_000)
         per_cont = np.where(LINE_REEFER[li], np.clip(rng.normal(20_000, 2_000, n), 12_000, 26_000), per_cont)
@@ -190,9 +217,16 @@ def generate(
     elif mode == "POST":
         value = rng.lognormal(np.log(20), 1.1, n)
         value = np.where(rng.random(n) < cfg.post_value_le_1_share, rng.choice([0.0, 1.0], n), value)
+    if mode in ("EXPRESS", "POST"):
+        value = np.where(c2c, rng.lognormal(np.log(cfg.c2c_value_usd), 1.0, n), value)
     value = np.where(has_line, value, rng.uniform(0, 5, n))
 
-    vague = rng.random(n) < cfg.vague_share[mode]
+    # vague text is commoner between private persons; the mode's overall share stays as configured
+    c2c_share = cfg.c2c_share[mode]
+    p_vague_b2c = max(
+        0.0, (cfg.vague_share[mode] - c2c_share * cfg.c2c_vague_share) / max(1e-9, 1 - c2c_share)
+    )
+    vague = rng.random(n) < np.where(c2c, cfg.c2c_vague_share, p_vague_b2c)
     desc = _DESC_FLAT[_DESC_START[li] + rng.integers(0, 1 << 30, n) % _DESC_COUNT[li]]
     desc = np.where(vague, np.asarray(VAGUE_DESCRIPTIONS)[rng.integers(0, len(VAGUE_DESCRIPTIONS), n)], desc)
     desc = np.where(has_line, desc, "documents")
@@ -224,6 +258,8 @@ def generate(
             "package_type": np.where(has_line, LINE_PKG[li], "PK"),
             "_vague": vague,
             "_violation": rng.random(n) < cfg.non_drug_violation_rate,
+            "_c2c": c2c,
+            "_hs_missing": rng.random(n) < cfg.hs_missing_share[mode],
         }
     )
     frame["amend_count"] = np.where(rng.random(n) < (cfg.sea_amendment_share if mode == "SEA" else 0.03),
@@ -234,8 +270,12 @@ def generate(
         person, rng.choice(["RESIDENTIAL", "C_O", "PO_BOX"], n, p=[0.93, 0.04, 0.03]),
         ADDR_TYPES_ORG[reg.imp_addr_type[consignee_org]],
     )  # fmt: skip
-    frame["consignee_taxid_present"] = np.where(person, reg.per_taxid[consignee_per], reg.imp_taxid[consignee_org])
-    frame["_addr_tok"] = np.where(person, 2_000_000_000 + reg.per_addr[consignee_per], 1_000_000_000 + consignee_org)
+    frame["consignee_taxid_present"] = np.where(
+        person, reg.per_taxid[consignee_per], reg.imp_taxid[consignee_org]
+    )
+    frame["_addr_tok"] = np.where(
+        person, 2_000_000_000 + reg.per_addr[consignee_per], 1_000_000_000 + consignee_org
+    )
     frame["_phone_tok"] = np.where(person, 2_500_000_000 + consignee_per, 1_500_000_000 + consignee_org)
     frame["_email_tok"] = np.where(person & ~reg.per_email[consignee_per], -1,
                                    np.where(person, 2_700_000_000 + consignee_per, 1_700_000_000 + consignee_org))  # fmt: skip
@@ -273,8 +313,11 @@ def _routes(rng, cfg, frame, mode, origins, n):
     frame["transit_locs"] = transit
     frame["discharge_loc"] = discharge
     frame["origin_country"] = COUNTRY_CODES[origins]
-    frame["goods_origin_country"] = np.where(rng.random(n) < 0.9, COUNTRY_CODES[origins], COUNTRY_CODES[
-        rng.choice(len(COUNTRY_CODES), n, p=TRADE_WEIGHTS / TRADE_WEIGHTS.sum())])  # fmt: skip
+    # consumer goods are often made in China whatever the country they are sent from
+    made_in_cn = (rng.random(n) < (0.35 if mode != "SEA" else 0.15)) & (COUNTRY_CODES[origins] != "CN")
+    other = COUNTRY_CODES[rng.choice(len(COUNTRY_CODES), n, p=TRADE_WEIGHTS / TRADE_WEIGHTS.sum())]
+    goods_origin = np.where(rng.random(n) < 0.95, COUNTRY_CODES[origins], other)
+    frame["goods_origin_country"] = np.where(made_in_cn, "CN", goods_origin)
     carriers = CARRIERS[mode]
     frame["_carrier"] = np.asarray(carriers)[rng.integers(0, len(carriers), n)]
 
@@ -303,13 +346,32 @@ def _mode_columns(rng, cfg, frame, mode, li, has_line, n):
                                        rng.choice(["PARCEL", "EMS"], n, p=[0.7, 0.3]))  # fmt: skip
         frame["cn_form"] = np.where(frame["declared_value_usd"].to_numpy() > 400, "CN23",
                                     rng.choice(["CN22", "CN23"], n, p=[0.7, 0.3]))  # fmt: skip
-        frame["item_category"] = rng.choice(
-            ["SALE_OF_GOODS", "GIFT", "DOCUMENTS", "COMMERCIAL_SAMPLE", "OTHER"], n, p=[0.70, 0.18, 0.04, 0.03, 0.05]
-        )
+        frame["item_category"] = _post_categories(rng, cfg, frame["_c2c"].to_numpy(), n)
         frame.loc[~has_line, "item_category"] = "DOCUMENTS"
     else:
         frame["express_operator"] = np.asarray(EXPRESS_OPERATORS)[rng.integers(0, len(EXPRESS_OPERATORS), n)]
         limit = np.where(frame["origin_country"].to_numpy() == "US", 200.0, 150.0)
         frame["simplified_clearance"] = frame["declared_value_usd"].to_numpy() <= limit
-        frame["item_category"] = np.where(has_line, "SALE_OF_GOODS", "DOCUMENTS")
+        gift = frame["_c2c"].to_numpy() & (rng.random(n) < cfg.c2c_gift_share)
+        frame["item_category"] = np.where(has_line, np.where(gift, "GIFT", "SALE_OF_GOODS"), "DOCUMENTS")
     frame["_has_line"] = has_line
+
+
+POST_CATEGORIES = ["SALE_OF_GOODS", "GIFT", "DOCUMENTS", "COMMERCIAL_SAMPLE", "OTHER"]
+POST_CATEGORY_MIX = [0.70, 0.18, 0.04, 0.03, 0.05]
+
+
+def _post_categories(rng: np.random.Generator, cfg: SimConfig, c2c: np.ndarray, n: int) -> np.ndarray:
+    """CN22/23 categories of goods items: private senders mostly send gifts.
+
+    DOCUMENTS comes from the documents share of the chapter mix (items without goods), so goods items
+    draw the other categories in proportion; the overall mix stays as configured.
+    """
+    share = cfg.c2c_share["POST"]
+    mix = np.array(POST_CATEGORY_MIX)
+    mix[POST_CATEGORIES.index("DOCUMENTS")] = 0.0
+    mix /= mix.sum()
+    p_c2c = np.array([1 - cfg.c2c_gift_share - 0.05, cfg.c2c_gift_share, 0.0, 0.0, 0.05])
+    p_b2c = np.maximum(mix - share * p_c2c, 0) / max(1e-9, 1 - share)
+    names = np.asarray(POST_CATEGORIES)
+    return np.where(c2c, names[rng.choice(5, n, p=p_c2c)], names[rng.choice(5, n, p=p_b2c / p_b2c.sum())])

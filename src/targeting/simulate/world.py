@@ -17,10 +17,11 @@ import pyarrow.compute as pc
 
 from targeting.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS
 from targeting.simulate import trade
+from targeting.simulate.catalogue import VAGUE_DESCRIPTIONS
 from targeting.simulate.config import MODES, SimConfig
 from targeting.simulate.entities import build_registry
 from targeting.simulate.geography import AIRLINE_CODES, HIGH_RISK_ORIGINS, SEA_HUBS
-from targeting.simulate.patterns import Underworld
+from targeting.simulate.patterns import Underworld, lookalike_draw
 
 Policy = Callable[[pd.DataFrame], np.ndarray]
 
@@ -37,8 +38,30 @@ DETECTION = {
     "MISDECLARED_CHEMICAL": (0.20, 0.10, 0.50, 0.60, 0.95),
 }
 NII, CANINE, PARTIAL, FULL, LAB = range(5)
-WATCHLIST_HS_PREFIXES = ("0803", "0804", "0902", "2101", "2915", "2916", "2932", "3824", "2933", "3304", "2106")
+WATCHLIST_HS_PREFIXES = (
+    "0803",
+    "0804",
+    "0902",
+    "2101",
+    "2915",
+    "2916",
+    "2932",
+    "3824",
+    "2933",
+    "3304",
+    "2106",
+)
 _HUBS = {h for hubs in SEA_HUBS.values() for h in hubs} | {"PAPTY", "MXMEX", "QADOH", "AEDXB", "NLAMS"}
+_HUB_PATTERN = "|".join(sorted(_HUBS))
+#: the legacy rule set's vocabulary, fixed on day 0 (the D3 rotation makes it decay)
+RULE_KEYWORDS = ("research chemical", "bath salt", "plant food", "reagent", "powder", "crystal")
+RULE_KEYWORD_PATTERN = "|".join(RULE_KEYWORDS)
+RULE_VAGUE = (frozenset(VAGUE_DESCRIPTIONS) - {"documents"}) | {
+    "sample",
+    "chemical raw material",
+    "industrial chemical",
+}
+POSTAL_RISK_ORIGINS = ("NL", "BE", "DE", "PL", "ES", "IN", "CA")
 
 
 @dataclass
@@ -59,9 +82,9 @@ class World:
         self.underworld = Underworld(cfg, self.registry, np.random.default_rng(s_crime))
         self.start = pd.Timestamp(cfg.start_date, tz="UTC")
         self.decl_count: dict[str, int] = {}  # consignee id -> declarations filed so far
-        self.first_seen: dict[str, int] = {}
+        self.sender_count: dict[str, int] = {}  # consignor id -> declarations filed so far
         self.watch: dict[str, int] = {}  # party id / token -> day it is on the watch-list from
-        self.log: list[dict[str, object]] = []
+        self._carry: dict[str, np.ndarray] = {}  # mode -> fractional inspections owed per component
         self._seq = 0
 
     # ---- one day --------------------------------------------------------------------------------
@@ -85,8 +108,16 @@ class World:
         cfg, rng = self.cfg, self.rng_trade
         date_doy = (self.start + pd.Timedelta(days=day)).day_of_year
         cn_factor = 1 - cfg.lunar_new_year_dip if 0 <= date_doy - cfg.lunar_new_year_day < 7 else 1.0
-        parts = [trade.generate(rng, cfg, self.registry, day, m, self.volume(m, day), cn_factor=cn_factor)
-                 for m in MODES]  # fmt: skip
+        parts = []
+        for m in MODES:
+            n = self.volume(m, day)
+            n_alike = int(rng.binomial(n, cfg.lookalike_share[m]))
+            parts.append(trade.generate(rng, cfg, self.registry, day, m, n - n_alike, cn_factor=cn_factor))
+            lines, origins = lookalike_draw(rng, m, n_alike)
+            if len(lines):
+                parts.append(
+                    trade.generate(rng, cfg, self.registry, day, m, len(lines), lines=lines, origins=origins)
+                )
         crime = self.underworld.attempts(day)
         if len(crime):
             parts.append(crime)
@@ -110,16 +141,25 @@ class World:
         cons = f["_consignee"].to_numpy()
         x_cons = f["_consignee_x"].to_numpy() if "_consignee_x" in f else np.full(n, None)
         person_flag = f["_person"].fillna(False).to_numpy(dtype=bool) if "_person" in f else np.zeros(n, bool)
-        consignee = np.where(kind == "P", _fmt("PER", cons, 7), np.where(kind == "O", _fmt("IMP", cons, 6), x_cons))
-        ctype = np.where(kind == "P", "PERSON", np.where(kind == "O", "ORG", np.where(person_flag, "PERSON", "ORG")))
+        consignee = np.where(
+            kind == "P", _fmt("PER", cons, 7), np.where(kind == "O", _fmt("IMP", cons, 6), x_cons)
+        )
+        ctype = np.where(
+            kind == "P", "PERSON", np.where(kind == "O", "ORG", np.where(person_flag, "PERSON", "ORG"))
+        )
         ckind = f["_consignor_kind"].to_numpy()
         consignor = np.where(ckind == "E", _fmt("EXP", f["_consignor"].to_numpy(), 6),
                              np.where(ckind == "S", _fmt("SND", f["_consignor"].to_numpy(), 8),
                                       f["_consignor_x"].to_numpy() if "_consignor_x" in f else None))  # fmt: skip
-        cperson = f["_consignor_person"].fillna(False).to_numpy(dtype=bool) if "_consignor_person" in f else np.zeros(n, bool)
+        cperson = (
+            f["_consignor_person"].fillna(False).to_numpy(dtype=bool)
+            if "_consignor_person" in f
+            else np.zeros(n, bool)
+        )
         consignor_type = np.where((ckind == "S") | cperson, "PERSON", "ORG")
         line = f["_line"].to_numpy()
-        hs = np.where(line >= 0, trade.LINE_HS[np.maximum(line, 0)], None)
+        hs_missing = f["_hs_missing"].fillna(False).to_numpy(dtype=bool)
+        hs = np.where((line >= 0) & ~hs_missing, trade.LINE_HS[np.maximum(line, 0)], None)
         mode = f["mode"].to_numpy()
         fwd = f["_forwarder"].to_numpy()
         dcl = f["_declarant"].to_numpy()
@@ -169,55 +209,105 @@ class World:
         out["fcl_lcl"] = np.where(sea, f.get("fcl_lcl"), None)
         vessel = f["_vessel"].fillna(0).to_numpy(dtype=np.int64) if "_vessel" in f else np.zeros(n, np.int64)
         out["vessel_imo"] = np.where(sea, _fmt("", 9_100_000 + vessel, 7), None)
-        out["seal_discrepancy"] = pd.array(np.where(sea, f.get("seal_discrepancy", False), None), dtype="boolean")
+        out["seal_discrepancy"] = pd.array(
+            np.where(sea, f.get("seal_discrepancy", False), None), dtype="boolean"
+        )
         flight = f["_flight"].fillna(0).to_numpy(dtype=np.int64) if "_flight" in f else np.zeros(n, np.int64)
         codes = np.asarray(AIRLINE_CODES)[flight % len(AIRLINE_CODES)]
-        out["flight_no"] = np.where(air, pd.Series(codes).str.cat(pd.Series(100 + flight).astype(str)).to_numpy(), None)
-        age = f["shipper_account_age_days"] if "shipper_account_age_days" in f else pd.Series(np.nan, index=f.index)
-        out["shipper_account_age_days"] = pd.array(np.where(air, age, np.nan), dtype="float64").astype("Int64")
-        out["known_consignor"] = pd.array(np.where(air, f.get("known_consignor", False), None), dtype="boolean")
+        out["flight_no"] = np.where(
+            air, pd.Series(codes).str.cat(pd.Series(100 + flight).astype(str)).to_numpy(), None
+        )
+        age = (
+            f["shipper_account_age_days"]
+            if "shipper_account_age_days" in f
+            else pd.Series(np.nan, index=f.index)
+        )
+        out["shipper_account_age_days"] = pd.array(np.where(air, age, np.nan), dtype="float64").astype(
+            "Int64"
+        )
+        out["known_consignor"] = pd.array(
+            np.where(air, f.get("known_consignor", False), None), dtype="boolean"
+        )
         out["mail_class"] = np.where(post, f.get("mail_class"), None)
         out["cn_form"] = np.where(post, f.get("cn_form"), None)
         out["express_operator"] = np.where(exp, f.get("express_operator"), None)
-        out["simplified_clearance"] = pd.array(np.where(exp, f.get("simplified_clearance", False), None), dtype="boolean")
+        out["simplified_clearance"] = pd.array(
+            np.where(exp, f.get("simplified_clearance", False), None), dtype="boolean"
+        )
         return _to_contract(out)
 
     # ---- generator counters and the legacy rule score ------------------------------------------
     def _counters(self, decl: pd.DataFrame, day: int) -> pd.DataFrame:
-        """Point-in-time per consignee: declarations filed before this row (same day included)."""
-        cid = decl["consignee_id"]
-        before = cid.map(self.decl_count).fillna(0).astype("int64")
-        within = cid.groupby(cid, sort=False).cumcount()
-        prior = before + within
-        for key, cnt in cid.value_counts().items():
-            self.decl_count[key] = self.decl_count.get(key, 0) + int(cnt)
-            self.first_seen.setdefault(key, day)
-        return pd.DataFrame({"consignee_prior_decl": prior.to_numpy()})
+        """Point-in-time per consignee and consignor: declarations filed before this row (same day included)."""
+        return pd.DataFrame({"consignee_prior_decl": self._prior(decl["consignee_id"], self.decl_count),
+                             "consignor_prior_decl": self._prior(decl["consignor_id"], self.sender_count)})  # fmt: skip
+
+    @staticmethod
+    def _prior(ids: pd.Series, counts: dict[str, int]) -> np.ndarray:
+        keys = ids.tolist()
+        before = np.fromiter((counts.get(k, 0) for k in keys), dtype=np.int64, count=len(keys))
+        prior = before + ids.groupby(ids, sort=False).cumcount().to_numpy()
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1
+        return prior
 
     def _on_watch(self, values: pd.Series, day: int) -> np.ndarray:
-        return values.map(lambda v: v is not None and self.watch.get(v, 10**9) <= day).to_numpy(dtype=bool)
+        watch = self.watch
+        return np.fromiter(
+            (watch.get(v, 10**9) <= day for v in values.tolist()), dtype=bool, count=len(values)
+        )
 
-    def _rule_score(self, decl: pd.DataFrame, f: pd.DataFrame, counters: pd.DataFrame, day: int) -> np.ndarray:
+    def _rule_score(
+        self, decl: pd.DataFrame, f: pd.DataFrame, counters: pd.DataFrame, day: int
+    ) -> np.ndarray:
         cfg = self.cfg
         hs = decl["hs_code"].fillna("")
         unit = (decl["declared_value_usd"] / decl["gross_weight_kg"]).to_numpy()
         line = np.maximum(f["_line"].to_numpy(), 0)
         p10 = trade.LINE_USD[line] * np.exp(-1.2816 * np.hypot(trade.UNIT_SIGMA, trade.VALUE_SIGMA))
-        transit = decl["transit_locs"].fillna("")
-        hub = transit.str.split(";").map(lambda xs: any(x in _HUBS for x in xs)).to_numpy()
+        hub = decl["transit_locs"].str.contains(_HUB_PATTERN, regex=True).fillna(False).to_numpy(dtype=bool)
         watch = np.zeros(len(decl), bool)
-        for col in ("consignee_id", "consignor_id", "consignee_phone_hash", "consignee_email_hash", "consignee_addr_hash"):
+        for col in (
+            "consignee_id",
+            "consignor_id",
+            "consignee_phone_hash",
+            "consignee_email_hash",
+            "consignee_addr_hash",
+        ):
             watch |= self._on_watch(decl[col], day)
-        commercial_qty = (decl["consignee_type"] == "PERSON").to_numpy() & (decl["gross_weight_kg"] > 30).to_numpy()
+        commercial_qty = (decl["consignee_type"] == "PERSON").to_numpy() & (
+            decl["gross_weight_kg"] > 30
+        ).to_numpy()
+        desc = decl["goods_desc"].str.lower()
+        vague = desc.isin(RULE_VAGUE).to_numpy()
+        keyword = desc.str.contains(RULE_KEYWORD_PATTERN, regex=True).fillna(False).to_numpy(dtype=bool)
+        postal = decl["mode"].isin(["POST", "EXPRESS"]).to_numpy()
+        no_hs = decl["hs_code"].isna().to_numpy() & (decl["item_category"] != "DOCUMENTS").to_numpy()
+        chemical = hs.str[:2].isin(["28", "29", "38"]).to_numpy()
+        gift_c2c = (decl["item_category"] == "GIFT").to_numpy() & (
+            decl["consignor_type"] == "PERSON"
+        ).to_numpy()
         score = (
             2.0 * decl["origin_country"].isin(HIGH_RISK_ORIGINS).to_numpy()
             + 1.0 * hub
             + 1.5 * (counters["consignee_prior_decl"].to_numpy() == 0)
+            + 1.5 * (counters["consignor_prior_decl"].to_numpy() < 3)
             + 1.0 * hs.str[:4].isin(WATCHLIST_HS_PREFIXES).to_numpy()
-            + 1.0 * ((unit < p10) & (f["_line"].to_numpy() >= 0) & (decl["mode"].isin(["SEA", "AIR"]).to_numpy()))
-            + 1.0 * f["_vague"].to_numpy(dtype=bool)
+            + 1.0
+            * ((unit < p10) & (f["_line"].to_numpy() >= 0) & (decl["mode"].isin(["SEA", "AIR"]).to_numpy()))
+            + 1.0 * vague
             + 1.0 * commercial_qty
             + 3.0 * watch
+            # the postal targeting desk's rules (keyword list written before the year starts: D3 decays it)
+            + postal
+            * (
+                2.0 * keyword
+                + 1.5 * no_hs
+                + 1.5 * chemical
+                + 0.5 * gift_c2c
+                + 1.0 * decl["origin_country"].isin(POSTAL_RISK_ORIGINS).to_numpy()
+                + 2.0 * _postal_profiles(decl, hs)
+            )
         )
         if cfg.drift_day(cfg.d1_start) <= day < cfg.drift_day(cfg.d1_end):  # D1 port crackdown
             latam_reefer = (decl["is_reefer"].fillna(False).to_numpy(dtype=bool)
@@ -230,14 +320,20 @@ class World:
     def _inspect(self, decl, f, rule, day, policy):
         cfg, rng = self.cfg, self.rng_insp
         n = len(decl)
-        smuggling = f["_smuggling"].fillna(False).to_numpy(dtype=bool) if "_smuggling" in f else np.zeros(n, bool)
+        smuggling = (
+            f["_smuggling"].fillna(False).to_numpy(dtype=bool) if "_smuggling" in f else np.zeros(n, bool)
+        )
         reason = np.full(n, None, dtype=object)
         propensity = np.zeros(n)
         mode = decl["mode"].to_numpy()
         # INTEL_TIP (outside the budget): tips on true attempts, linked cells, controlled deliveries
         tip_p = np.array([cfg.intel_tip_prob[m] for m in mode])
         if "_linked" in f:
-            tip_p = np.where(f["_linked"].fillna(False).to_numpy(dtype=bool), np.maximum(tip_p, cfg.intel_tip_linked_prob), tip_p)
+            tip_p = np.where(
+                f["_linked"].fillna(False).to_numpy(dtype=bool),
+                np.maximum(tip_p, cfg.intel_tip_linked_prob),
+                tip_p,
+            )
         tipped = smuggling & (rng.random(n) < tip_p)
         if "_tipped" in f:
             tipped |= f["_tipped"].fillna(False).to_numpy(dtype=bool)
@@ -250,11 +346,9 @@ class World:
             idx = np.flatnonzero((mode == m) & (reason == None))  # noqa: E711 - elementwise
             if idx.size == 0:
                 continue
-            budget = int(round(cfg.inspection_rate[m] * (mode == m).sum()))
-            shares = np.array([cfg.share_random, cfg.share_officer, cfg.share_model if model_scores is not None else 0.0])
-            total = cfg.share_rule + shares.sum()
-            k_random, k_officer, k_model = (np.round(budget * shares / total)).astype(int)
-            k_rule = max(0, budget - k_random - k_officer - k_model)
+            k_rule, k_random, k_officer, k_model = self._budget(
+                m, int((mode == m).sum()), model_scores is not None
+            )
             p_random = k_random / idx.size
             pick = rng.choice(idx, min(k_random, idx.size), replace=False)
             reason[pick] = "RANDOM"
@@ -269,7 +363,9 @@ class World:
             propensity[top] = 1.0
             rest = idx[reason[idx] == None]  # noqa: E711
             if k_officer and rest.size:
-                intuition = np.where(smuggling[rest], rng.normal(1.0, 1.0, rest.size), rng.normal(0, 1.0, rest.size))
+                intuition = np.where(
+                    smuggling[rest], rng.normal(1.0, 1.0, rest.size), rng.normal(0, 1.0, rest.size)
+                )
                 w = np.exp(cfg.officer_temperature * intuition)
                 p_off = np.minimum(1.0, k_officer * w / w.sum())
                 chosen = rest[rng.choice(rest.size, min(k_officer, rest.size), replace=False, p=w / w.sum())]
@@ -289,6 +385,21 @@ class World:
         reason[alarm] = "MANDATORY"
         propensity[alarm] = 1.0
         return self._examine(decl, f, reason, propensity, smuggling, conceal, day)
+
+    def _budget(self, mode: str, n: int, with_model: bool) -> tuple[int, int, int, int]:
+        """Today's inspections per component (RULE, RANDOM, OFFICER, MODEL) for `n` declarations.
+
+        Fractional budgets are carried over to the next day, so a component whose daily share is
+        below one inspection (RANDOM in a small world) still gets its share over a week.
+        """
+        cfg = self.cfg
+        shares = np.array(
+            [cfg.share_rule, cfg.share_random, cfg.share_officer, cfg.share_model if with_model else 0.0]
+        )
+        due = cfg.inspection_rate[mode] * n * shares / shares.sum() + self._carry.get(mode, np.zeros(4))
+        k = np.floor(due + 1e-9)
+        self._carry[mode] = due - k
+        return tuple(int(x) for x in k)  # type: ignore[return-value]
 
     def _examine(self, decl, f, reason, propensity, smuggling, conceal, day):
         cfg, rng = self.cfg, self.rng_insp
@@ -337,11 +448,20 @@ class World:
                     result = "OTHER_VIOLATION"
                 rows.append((i, r, propensity[i], exam, exam_at + pd.Timedelta(hours=3 * j), result))
             found[i] = hit
-        insp = pd.DataFrame(rows, columns=["_row", "selection_reason", "selection_propensity", "exam_type", "exam_at", "result"])
-        insp["declaration_id"] = decl["declaration_id"].to_numpy()[insp["_row"].to_numpy(dtype=np.int64)] if len(insp) else []
+        insp = pd.DataFrame(
+            rows,
+            columns=["_row", "selection_reason", "selection_propensity", "exam_type", "exam_at", "result"],
+        )
+        insp["declaration_id"] = (
+            decl["declaration_id"].to_numpy()[insp["_row"].to_numpy(dtype=np.int64)] if len(insp) else []
+        )
         hit_rows = insp["result"].isin(["DRUG", "PRECURSOR"]).to_numpy()
         r_idx = insp["_row"].to_numpy(dtype=np.int64)
-        insp["drug_class"] = np.where(hit_rows, f["_drug_class"].to_numpy()[r_idx] if "_drug_class" in f else None, None) if len(insp) else []
+        insp["drug_class"] = (
+            np.where(hit_rows, f["_drug_class"].to_numpy()[r_idx] if "_drug_class" in f else None, None)
+            if len(insp)
+            else []
+        )
         qty = (f["_true_qty"].to_numpy(dtype=float)[r_idx] * f["_positive_fraction"].to_numpy(dtype=float)[r_idx]
                * rng.uniform(0.9, 1.0, len(insp))) if ("_true_qty" in f and len(insp)) else np.zeros(len(insp))  # fmt: skip
         insp["quantity_kg"] = np.where(hit_rows, np.round(qty, 4), np.nan)
@@ -362,7 +482,13 @@ class World:
         lag = self.cfg.watchlist_lag_days
         for i in np.flatnonzero(found):
             on = day + int(self.rng_insp.integers(lag[0], lag[1] + 1))
-            for col in ("consignee_id", "consignor_id", "consignee_phone_hash", "consignee_email_hash", "consignee_addr_hash"):
+            for col in (
+                "consignee_id",
+                "consignor_id",
+                "consignee_phone_hash",
+                "consignee_email_hash",
+                "consignee_addr_hash",
+            ):
                 v = decl[col].iloc[i]
                 if isinstance(v, str) and v:
                     self.watch.setdefault(v, on)
@@ -384,7 +510,9 @@ class World:
                 "concealment": np.where(smuggling, get("_concealment", None), None),
                 "true_qty_kg": np.where(smuggling, pd.Series(get("_true_qty", np.nan)).astype(float), np.nan),
                 "cell_id": np.where(smuggling, get("_cell", None), None),
-                "positive_fraction": np.where(smuggling, pd.Series(get("_positive_fraction", np.nan)).astype(float), np.nan),
+                "positive_fraction": np.where(
+                    smuggling, pd.Series(get("_positive_fraction", np.nan)).astype(float), np.nan
+                ),
                 "non_drug_violation": f["_violation"].to_numpy(dtype=bool),
                 "consignee_prior_decl": counters["consignee_prior_decl"].to_numpy(),
                 "rule_score": np.round(rule, 6),
@@ -401,6 +529,35 @@ class World:
 
 
 # ---- helpers -------------------------------------------------------------------------------------
+
+
+def _postal_profiles(decl: pd.DataFrame, hs: pd.Series) -> np.ndarray:
+    """The postal desk's risk profiles (conjunctions written from past cases): how many match a row."""
+    origin = decl["origin_country"]
+    value = decl["declared_value_usd"].to_numpy()
+    weight = decl["gross_weight_kg"].to_numpy()
+    to_person = (decl["consignee_type"] == "PERSON").to_numpy()
+    darknet = (
+        (decl["consignor_type"] == "PERSON").to_numpy()
+        & (decl["item_category"] == "GIFT").to_numpy()
+        & (value <= 15)
+        & origin.isin(["NL", "DE", "BE", "ES", "FR", "GB", "US", "CA", "TH"]).to_numpy()
+    )
+    cannabis = (
+        origin.isin(["US", "CA"]).to_numpy()
+        & to_person
+        & hs.str[:4].isin(["1704", "1806", "2106", "2404", "8543", "3304"]).to_numpy()
+        & (weight >= 0.1)
+    )
+    nps = (
+        to_person
+        & (hs.str[:2].isin(["29", "38", "33"]).to_numpy() | decl["hs_code"].isna().to_numpy())
+        & (value <= 30)
+        & (weight <= 1.0)
+        & (decl["consignor_type"] == "ORG").to_numpy()
+    )
+    rx = to_person & hs.str[:4].isin(["3004", "2106"]).to_numpy() & origin.isin(["JP", "IN"]).to_numpy()
+    return darknet.astype(int) + cannabis + nps + rx
 
 
 def _fmt(prefix: str, ints: np.ndarray, width: int) -> np.ndarray:
