@@ -243,8 +243,11 @@ def catalogue_frame() -> pd.DataFrame:
     )
 
 
+_LINE_INDEX: dict[str, int] = {}
+for _i, _ln in enumerate(LINES):
+    _LINE_INDEX.setdefault(_ln.hs6, _i)
+
+
 def line_index(hs6: str) -> int:
-    for i, ln in enumerate(LINES):
-        if ln.hs6 == hs6:
-            return i
-    raise KeyError(hs6)
+    """Position of the (first) catalogue line with this HS6 code; KeyError if there is none."""
+    return _LINE_INDEX[hs6]

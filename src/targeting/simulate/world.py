@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from targeting.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS
+from targeting.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS, Table
 from targeting.simulate import trade
 from targeting.simulate.catalogue import VAGUE_DESCRIPTIONS
 from targeting.simulate.config import MODES, SimConfig
@@ -105,6 +105,13 @@ class World:
 
     def step(self, day: int, policy: Policy | None = None) -> DayResult:
         """Generate, select, examine and learn for one day."""
+        # internal frames keep Python strings; the contract's string columns are typed once at the end
+        with pd.option_context("future.infer_string", False):
+            res = self._step(day, policy)
+        return DayResult(_strings(res.declarations, DECLARATIONS), _strings(res.inspections, INSPECTIONS),
+                         _strings(res.ground_truth, GROUND_TRUTH))  # fmt: skip
+
+    def _step(self, day: int, policy: Policy | None) -> DayResult:
         cfg, rng = self.cfg, self.rng_trade
         date_doy = (self.start + pd.Timedelta(days=day)).day_of_year
         cn_factor = 1 - cfg.lunar_new_year_dip if 0 <= date_doy - cfg.lunar_new_year_day < 7 else 1.0
@@ -252,10 +259,8 @@ class World:
         return prior
 
     def _on_watch(self, values: pd.Series, day: int) -> np.ndarray:
-        watch = self.watch
-        return np.fromiter(
-            (watch.get(v, 10**9) <= day for v in values.tolist()), dtype=bool, count=len(values)
-        )
+        active = [key for key, since in self.watch.items() if since <= day]
+        return values.isin(active).to_numpy(dtype=bool) if active else np.zeros(len(values), bool)
 
     def _rule_score(
         self, decl: pd.DataFrame, f: pd.DataFrame, counters: pd.DataFrame, day: int
@@ -523,8 +528,6 @@ class World:
                 truth[c.name] = truth[c.name].astype("boolean")
         truth["is_smuggling"] = truth["is_smuggling"].astype("boolean")
         truth["non_drug_violation"] = truth["non_drug_violation"].astype("boolean")
-        for c in ("pattern_id", "network_id", "drug_class", "concealment", "cell_id"):
-            truth[c] = truth[c].astype("str")
         return truth
 
 
@@ -579,14 +582,24 @@ def _hash(tokens: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(tokens) < 0, None, hexes.astype(object))
 
 
+def _strings(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """Text columns (the contract's, and extras such as `cell_id`) as the `str` dtype; None stays missing."""
+    for name in frame.columns:
+        if frame[name].dtype == object and (
+            name not in table.names or table.column(name).kind in ("string", "category")
+        ):
+            frame[name] = frame[name].astype("str")
+    return frame
+
+
 def _to_contract(out: pd.DataFrame) -> pd.DataFrame:
-    """Order and type the columns exactly as the declarations contract."""
+    """Order and type the non-string columns exactly as the declarations contract."""
     for col in DECLARATIONS.columns:
         if col.name not in out:
             out[col.name] = None
         if col.kind in ("string", "category"):
-            out[col.name] = out[col.name].astype("str")
-        elif col.kind == "bool":
+            continue  # typed by `_strings` once the day is done
+        if col.kind == "bool":
             out[col.name] = out[col.name].astype("boolean")
         elif col.kind == "int":
             out[col.name] = out[col.name].astype("Int64")

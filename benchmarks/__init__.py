@@ -1,0 +1,1 @@
+"""Performance benchmarks: each prints a table (`python -m benchmarks [NAME ...]`)."""

@@ -1,0 +1,28 @@
+"""Run a stage in a fresh child process and report its wall time and peak resident memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+
+def run_child(code: str) -> dict[str, float]:
+    """Run `code` in a new interpreter; it may print one JSON line of extra figures last."""
+    wrapper = (
+        "import json, resource, time\n"
+        "t0 = time.perf_counter()\n"
+        f"{code}\n"
+        "extra = globals().get('RESULT', {})\n"
+        "extra['seconds'] = time.perf_counter() - t0\n"
+        "extra['peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20\n"
+        "print(json.dumps(extra))\n"
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = time.perf_counter() - start
+    return result
