@@ -1,0 +1,48 @@
+"""What every transformer here shares: pandas in, pandas out (index kept), state as plain JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+
+class FrameTransformer(TransformerMixin, BaseEstimator):
+    """A transformer whose fitted state is JSON (so a model artifact never needs pickle)."""
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "names_")
+        return np.asarray(self.names_, dtype=object)
+
+    def _frame(self, X: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame:
+        out = pd.DataFrame(data, index=X.index)
+        return out[list(self.names_)].astype("float64")
+
+    def to_state(self) -> dict[str, Any]:
+        check_is_fitted(self, "names_")
+        return {"params": self.get_params(), "fitted": self._fitted_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FrameTransformer:
+        obj = cls(**state["params"])
+        obj._load_fitted(state["fitted"])
+        return obj
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"names_": list(self.names_)}
+
+    def _load_fitted(self, fitted: dict[str, Any]) -> None:
+        self.names_ = list(fitted["names_"])
+
+
+def col(X: pd.DataFrame, name: str, default: float = np.nan) -> pd.Series:
+    """A column as float, or the default where the input does not have it."""
+    if name not in X:
+        return pd.Series(default, index=X.index, dtype="float64")
+    s = X[name]
+    if s.dtype == bool or str(s.dtype) == "boolean":
+        return s.astype("float64")
+    return pd.to_numeric(s, errors="coerce").astype("float64")

@@ -1,0 +1,61 @@
+"""Categorical columns as integer codes from the training window's vocabulary.
+
+Levels seen fewer than `min_count` times share one "rare" code; missing and unseen levels are NaN, so
+LightGBM treats them as missing rather than as some arbitrary category (and no pandas `category`
+dtype crosses the pyfunc boundary, mlflow#12910).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from targeting.features.base import FrameTransformer
+
+DEFAULT_COLUMNS = ("mode", "origin_country", "goods_origin_country", "load_loc", "discharge_loc",
+                   "consignor_type", "consignee_type", "consignee_addr_type", "package_type", "freight_payment",
+                   "item_category", "container_type", "fcl_lcl", "mail_class", "cn_form", "express_operator",
+                   "hs_code")  # fmt: skip
+RARE = "__rare__"
+
+
+class CategoricalCodes(FrameTransformer):
+    def __init__(self, columns: tuple[str, ...] = DEFAULT_COLUMNS, min_count: int = 20) -> None:
+        self.columns = columns
+        self.min_count = min_count
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> CategoricalCodes:
+        self.vocab_: dict[str, list[str]] = {}
+        for c in self.columns:
+            if c not in X:
+                self.vocab_[c] = []
+                continue
+            counts = X[c].astype("object").dropna().astype(str).value_counts()
+            self.vocab_[c] = sorted(counts[counts >= self.min_count].index) + [RARE]
+        self.names_ = [f"cat_{c}" for c in self.columns]
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        self.get_feature_names_out()
+        data = {}
+        for c in self.columns:
+            vocab = self.vocab_[c]
+            if c not in X or not vocab:
+                data[f"cat_{c}"] = np.full(len(X), np.nan)
+                continue
+            values = X[c].astype("object")
+            codes = pd.Categorical(
+                values.where(values.isin(vocab[:-1]), RARE), categories=vocab
+            ).codes.astype(float)
+            codes[values.isna().to_numpy()] = np.nan
+            data[f"cat_{c}"] = codes
+        return self._frame(X, data)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {**super()._fitted_state(), "vocab_": self.vocab_}
+
+    def _load_fitted(self, fitted: dict[str, Any]) -> None:
+        super()._load_fitted(fitted)
+        self.vocab_ = fitted["vocab_"]

@@ -1,0 +1,164 @@
+"""The history store: past declarations and outcomes, asked point-in-time questions (decision 2).
+
+For every query declaration and every entity it names (consignee, consignor, forwarder, declarant, the
+consignee's phone / e-mail / address tokens, and route keys), the store answers with what was known
+strictly before the row's `filed_at`: declarations filed earlier, inspections whose outcome was known
+earlier (`known_at`), hits among them, the time of the last hit, and first-seen time. The same code
+answers for a training window (every row against the rows before it) and for a new batch at scoring
+time (against everything in the store, including outcomes that arrived after training).
+
+Everything is vectorised: events and queries of one key are sorted together once, and running sums
+are read off at the query positions (query rows sort before events with the same timestamp, so an
+event at exactly `filed_at` never counts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from targeting.config import Target
+from targeting.labels import labels
+
+#: entity name -> declaration column; history features are computed for each
+PARTY_KEYS: dict[str, str] = {
+    "consignee": "consignee_id",
+    "consignor": "consignor_id",
+    "forwarder": "forwarder_id",
+    "declarant": "declarant_id",
+    "phone": "consignee_phone_hash",
+    "email": "consignee_email_hash",
+    "address": "consignee_addr_hash",
+}
+ROUTE_KEYS: dict[str, str] = {"origin": "origin_country", "load": "load_loc", "discharge": "discharge_loc"}
+WINDOW_DAYS = 30
+_NS_PER_S = 1_000_000_000
+_SPAN = 10_000_000_000  # > any epoch second we will meet: composite key = code * _SPAN + second
+HISTORY_COLUMNS = ("declaration_id", "filed_at", "consignor_id", *PARTY_KEYS.values(), *ROUTE_KEYS.values())
+
+
+def _seconds(ts: pd.Series) -> np.ndarray:
+    return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64").to_numpy() // _NS_PER_S
+
+
+@dataclass
+class HistoryStore:
+    """Past declarations (the key columns) and their outcomes (label, known_at) for one target."""
+
+    declarations: pd.DataFrame
+    outcomes: pd.DataFrame  # declaration_id, label, known_at
+
+    @classmethod
+    def from_tables(cls, declarations: pd.DataFrame, inspections: pd.DataFrame,
+                    target: Target | str = Target.HIT) -> HistoryStore:  # fmt: skip
+        cols = [c for c in HISTORY_COLUMNS if c in declarations]
+        decl = declarations[list(dict.fromkeys(cols))].drop_duplicates("declaration_id")
+        out = labels(inspections, target) if len(inspections) else pd.DataFrame(
+            {"declaration_id": pd.Series(dtype="str"), "label": pd.Series(dtype=bool),
+             "known_at": pd.Series(dtype="datetime64[us, UTC]")})  # fmt: skip
+        return cls(decl.reset_index(drop=True), out)
+
+    def cut(self, known_before: pd.Timestamp) -> HistoryStore:
+        """The store as it stood at `known_before`: later filings and later outcomes removed."""
+        decl = self.declarations[self.declarations["filed_at"] < known_before]
+        return HistoryStore(decl, self.outcomes[self.outcomes["known_at"] < known_before])
+
+    def as_of(self, query: pd.DataFrame) -> pd.DataFrame:
+        """Raw as-of counts for every query row (index kept): `h_<entity>_<what>` columns."""
+        query = query.reset_index(drop=False)
+        index_name = query.columns[0]
+        decl = pd.concat([self.declarations, query[[c for c in self.declarations.columns if c in query]]])
+        decl = decl.drop_duplicates("declaration_id").reset_index(drop=True)
+        decl_s = _seconds(decl["filed_at"])
+        outcome = self.outcomes.merge(decl, on="declaration_id", how="inner")
+        out_s = _seconds(outcome["known_at"])
+        hit = outcome["label"].to_numpy(dtype=bool)
+        q_s = _seconds(query["filed_at"])
+        result: dict[str, np.ndarray] = {}
+        for name, col in {**PARTY_KEYS, **ROUTE_KEYS}.items():
+            if col not in query:
+                continue
+            counts = _running(decl[col], decl_s, outcome[col], out_s, hit, query[col], q_s)
+            for what, values in counts.items():
+                if name in ROUTE_KEYS and what in ("first_seen_s", "last_hit_s"):
+                    continue
+                result[f"h_{name}_{what}"] = values
+        if "consignee_addr_hash" in query and "consignor_id" in query:
+            result["h_address_new_senders_30d"] = _new_pairs_in_window(
+                decl["consignee_addr_hash"], decl["consignor_id"], decl_s, query["consignee_addr_hash"], q_s
+            )
+        frame = pd.DataFrame(result, index=query[index_name].to_numpy())
+        frame.index.name = None
+        return frame
+
+
+def _codes(*series: pd.Series) -> list[np.ndarray]:
+    """Shared integer codes for the values of several series (missing -> -1)."""
+    joined = pd.concat([s.astype("object") for s in series], ignore_index=True)
+    codes, _ = pd.factorize(joined, use_na_sentinel=True)
+    out, start = [], 0
+    for s in series:
+        out.append(codes[start : start + len(s)])
+        start += len(s)
+    return out
+
+
+def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s) -> dict[str, np.ndarray]:
+    """Per query: prior declarations, inspections, hits, first-seen and last-hit time of its key."""
+    d_code, o_code, q_code = _codes(d_key, o_key, q_key)
+    n_d, n_o, n_q = len(d_code), len(o_code), len(q_code)
+    code = np.concatenate([q_code, d_code, o_code])
+    sec = np.concatenate([q_s, d_s, o_s])
+    kind = np.concatenate([np.zeros(n_q, np.int8), np.ones(n_d, np.int8), np.full(n_o, 2, np.int8)])
+    # queries first at equal (key, time): only strictly earlier events count
+    order = np.lexsort((kind != 0, sec, code))
+    code, sec, kind = code[order], sec[order], kind[order]
+    is_decl = kind == 1
+    is_insp = kind == 2
+    hit_all = np.concatenate([np.zeros(n_q + n_d, bool), o_hit])[order]
+    start = np.r_[True, code[1:] != code[:-1]]
+    group = np.cumsum(start) - 1
+
+    def group_cumsum(x: np.ndarray) -> np.ndarray:
+        c = np.cumsum(x, dtype=np.int64)
+        base = (c - x)[start]
+        return c - base[group]
+
+    decl_n = group_cumsum(is_decl.astype(np.int64))
+    insp_n = group_cumsum(is_insp.astype(np.int64))
+    hit_n = group_cumsum((is_insp & hit_all).astype(np.int64))
+    first = np.where(is_decl, sec, np.iinfo(np.int64).max)
+    first_seen = pd.Series(first).groupby(group).cummin().to_numpy()
+    last = np.where(is_insp & hit_all, sec, np.iinfo(np.int64).min)
+    last_hit = pd.Series(last).groupby(group).cummax().to_numpy()
+    # values at a query row include only earlier rows (the query adds nothing itself)
+    pos = np.empty(len(order), np.int64)
+    pos[order] = np.arange(len(order))
+    at = pos[:n_q]
+    missing = q_code < 0
+    first_q = first_seen[at].astype(float)
+    first_q[(first_q == np.iinfo(np.int64).max) | missing] = np.nan
+    last_q = last_hit[at].astype(float)
+    last_q[(last_q == np.iinfo(np.int64).min) | missing] = np.nan
+    res = {"decl": decl_n[at].astype(float), "insp": insp_n[at].astype(float), "hits": hit_n[at].astype(float),
+           "first_seen_s": first_q, "last_hit_s": last_q}  # fmt: skip
+    for k in ("decl", "insp", "hits"):
+        res[k][missing] = np.nan
+    return res
+
+
+def _new_pairs_in_window(addr: pd.Series, sender: pd.Series, d_s: np.ndarray, q_addr: pd.Series,
+                         q_s: np.ndarray, days: int = WINDOW_DAYS) -> np.ndarray:  # fmt: skip
+    """Senders seen for the first time at an address within the `days` before each query."""
+    a_code, q_code = _codes(addr, q_addr)
+    s_code = _codes(sender)[0]
+    pair = a_code.astype(np.int64) * (int(s_code.max()) + 2) + s_code
+    order = np.lexsort((d_s, pair))
+    first = np.r_[True, pair[order][1:] != pair[order][:-1]]
+    keep = order[first & (a_code[order] >= 0) & (s_code[order] >= 0)]
+    ev = np.sort(a_code[keep].astype(np.int64) * _SPAN + d_s[keep])
+    q = q_code.astype(np.int64) * _SPAN + q_s
+    count = np.searchsorted(ev, q, "left") - np.searchsorted(ev, q - days * 86_400, "left")
+    return np.where(q_code >= 0, count, np.nan).astype(float)

@@ -1,0 +1,74 @@
+"""Metrics at the inspection budget, exactly as evaluation.md §1 (no I/O, no MLflow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+BUDGETS = (1.0, 2.0, 5.0, 10.0)
+
+
+def n_selected(k_percent: float, n: int) -> int:
+    """Exactly max(1, floor(k/100 * N)) rows (never a score threshold)."""
+    return max(1, int(np.floor(k_percent / 100 * n + 1e-9))) if n else 0
+
+
+def select_top(scores: pd.Series | np.ndarray, ids: pd.Series | np.ndarray, k_percent: float) -> np.ndarray:
+    """Boolean mask of the top k% by score, ties broken by declaration id ascending."""
+    scores, ids = np.asarray(scores, dtype=float), np.asarray(ids, dtype=object)
+    order = np.lexsort((ids, -scores))  # last key is primary: score desc, then id asc
+    chosen = np.zeros(len(scores), bool)
+    chosen[order[: n_selected(k_percent, len(scores))]] = True
+    return chosen
+
+
+def at_budget(y: np.ndarray, scores: np.ndarray, ids: np.ndarray, k_percent: float,
+              qty: np.ndarray | None = None) -> dict[str, float]:  # fmt: skip
+    """precision, recall (and seized-kg share when `qty` is given) of the top k%."""
+    y = np.asarray(y, dtype=bool)
+    chosen = select_top(scores, ids, k_percent)
+    hits = float(y[chosen].sum())
+    out = {"precision": hits / max(1, chosen.sum()), "recall": hits / y.sum() if y.sum() else np.nan}
+    if qty is not None:
+        q = np.nan_to_num(np.asarray(qty, dtype=float))
+        out["seized_kg"] = float(q[chosen].sum() / q.sum()) if q.sum() > 0 else np.nan
+    return out
+
+
+def budget_table(frame: pd.DataFrame, score: str = "risk_score", label: str = "label",
+                 budgets: tuple[float, ...] = BUDGETS, by: str | None = "mode", qty: str | None = None) -> pd.DataFrame:  # fmt: skip
+    """precision/recall@k% per slice (`by`, e.g. mode) and pooled; one row per slice and budget."""
+    rows = []
+    groups = [("ALL", frame)] + (list(frame.groupby(by, sort=True)) if by else [])
+    for name, sub in groups:
+        for k in budgets:
+            m = at_budget(sub[label].to_numpy(), sub[score].to_numpy(), sub["declaration_id"].to_numpy(), k,
+                          sub[qty].to_numpy() if qty else None)  # fmt: skip
+            rows.append(
+                {"slice": name, "budget_pct": k, "n": len(sub), "positives": int(sub[label].sum()), **m}
+            )
+    return pd.DataFrame(rows)
+
+
+def ranking(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """PR-AUC (average precision), ROC-AUC and Brier score; NaN where a class is missing."""
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        return {"pr_auc": np.nan, "roc_auc": np.nan, "brier": float(brier_score_loss(y, scores))}
+    return {"pr_auc": float(average_precision_score(y, scores)), "roc_auc": float(roc_auc_score(y, scores)),
+            "brier": float(brier_score_loss(y, scores))}  # fmt: skip
+
+
+def reliability(y: np.ndarray, scores: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Reliability table: 10 equal-width score bins, mean score vs observed rate and count."""
+    y, s = np.asarray(y, dtype=float), np.asarray(scores, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
+    frame = pd.DataFrame({"bin": idx, "score": s, "y": y})
+    g = frame.groupby("bin")
+    out = pd.DataFrame({"lower": edges[:-1], "upper": edges[1:]})
+    out["n"] = g.size().reindex(range(bins), fill_value=0).to_numpy()
+    out["mean_score"] = g["score"].mean().reindex(range(bins)).to_numpy()
+    out["observed_rate"] = g["y"].mean().reindex(range(bins)).to_numpy()
+    return out
