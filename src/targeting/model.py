@@ -1,0 +1,150 @@
+"""The targeting model without I/O: feature union + LightGBM booster + Platt calibration.
+
+`TargetingModel.save(dir)` writes only text/JSON (booster as LightGBM text, feature state and
+calibration as JSON), so loading a model never unpickles anything (decision 5).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.linear_model import LogisticRegression
+
+from targeting.features import FeatureConfig, build_features
+from targeting.features.build import categorical_names, union_from_state, union_state
+from targeting.history import HistoryStore
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "max_depth": 8,
+    "min_child_samples": 20,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "cat_smooth": 10.0,
+    "verbose": -1,
+    "deterministic": True,
+    "force_row_wise": True,
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    num_boost_round: int = 400
+    early_stopping_rounds: int = 40
+    #: LightGBM threads; 1 by default: on a busy 2-core machine 2 threads were slower (benchmarks/)
+    num_threads: int = 1
+    seed: int = 7
+    #: weight positives so both classes carry equal total weight (the hits are rare)
+    balance_classes: bool = True
+    #: weight each inspected row by 1 / its selection propensity (decision 3)
+    propensity_weights: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TargetingModel:
+    features: Any  # fitted FeatureUnion
+    booster: lgb.Booster
+    calibration: tuple[float, float]  # Platt: p = expit(a * raw + b)
+    meta: dict[str, Any]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.booster.feature_name())
+
+    def matrix(self, annotated: pd.DataFrame) -> pd.DataFrame:
+        return self.features.transform(annotated)[self.feature_names]
+
+    def raw_score(self, matrix: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(matrix.to_numpy(dtype=np.float32), raw_score=True,
+                                    num_threads=self.meta.get("num_threads", 1))  # fmt: skip
+
+    def probability(self, raw: np.ndarray) -> np.ndarray:
+        a, b = self.calibration
+        return expit(a * raw + b)
+
+    def predict_annotated(self, annotated: pd.DataFrame) -> np.ndarray:
+        """Calibrated risk for rows that already carry the store's `h_*` columns."""
+        return self.probability(self.raw_score(self.matrix(annotated)))
+
+    def predict(self, declarations: pd.DataFrame, store: HistoryStore) -> np.ndarray:
+        return self.predict_annotated(annotate(declarations, store))
+
+    # ---- persistence (text and JSON only) ---------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(folder / "booster.txt"))
+        (folder / "features.json").write_text(json.dumps(union_state(self.features)))
+        (folder / "model.json").write_text(json.dumps({"calibration": list(self.calibration), **self.meta}, indent=2,
+                                                      default=str))  # fmt: skip
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TargetingModel:
+        folder = Path(folder)
+        booster = lgb.Booster(model_file=str(folder / "booster.txt"))
+        features = union_from_state(json.loads((folder / "features.json").read_text()))
+        meta = json.loads((folder / "model.json").read_text())
+        a, b = meta.pop("calibration")
+        return cls(features, booster, (float(a), float(b)), meta)
+
+
+def annotate(declarations: pd.DataFrame, store: HistoryStore) -> pd.DataFrame:
+    """Declarations with the store's as-of counts alongside (index kept)."""
+    return pd.concat([declarations, store.as_of(declarations)], axis=1)
+
+
+def fit(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
+        config: TrainConfig, w_train: np.ndarray | None = None) -> TargetingModel:  # fmt: skip
+    """Fit features on the training rows, LightGBM with early stopping on the validation rows, then
+    Platt calibration on the validation rows' raw scores."""
+    union = build_features(config.features)
+    x_train = union.fit_transform(train, y_train)
+    x_valid = union.transform(valid)
+    names = list(x_train.columns)
+    weights = np.ones(len(y_train)) if w_train is None else np.asarray(w_train, dtype=float)
+    if config.balance_classes and y_train.any():
+        pos = weights[y_train].sum()
+        weights = np.where(y_train, weights * (weights[~y_train].sum() / pos), weights)
+    params = {**DEFAULT_PARAMS, "seed": config.seed, "num_threads": config.num_threads, **config.params}
+    cats = categorical_names(union)
+    d_train = lgb.Dataset(x_train.to_numpy(np.float32), y_train.astype(int), weight=weights, feature_name=names,
+                          categorical_feature=cats, free_raw_data=False)  # fmt: skip
+    d_valid = lgb.Dataset(x_valid.to_numpy(np.float32), y_valid.astype(int), reference=d_train)
+    callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if y_valid.any() else []
+    booster = lgb.train(params, d_train, num_boost_round=config.num_boost_round, valid_sets=[d_valid],
+                        callbacks=callbacks)  # fmt: skip
+    if booster.best_iteration > 0:
+        booster = booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
+    raw_valid = booster.predict(x_valid.to_numpy(np.float32), raw_score=True, num_threads=config.num_threads)
+    calibration = platt(raw_valid, y_valid)
+    meta = {"num_threads": config.num_threads, "best_iteration": int(booster.current_iteration()),
+            "categorical_features": cats, "feature_config": _jsonable(config.features)}  # fmt: skip
+    return TargetingModel(union, booster, calibration, meta)
+
+
+def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Logistic calibration of raw scores on held-out rows (identity-like when a class is missing)."""
+    y = np.asarray(y, dtype=bool)
+    if y.all() or not y.any():
+        return 1.0, 0.0
+    lr = LogisticRegression(C=1e4).fit(raw.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _jsonable(config: FeatureConfig) -> dict[str, Any]:
+    return {"categorical": list(config.categorical), "extra_numeric": list(config.extra_numeric),
+            "min_count": config.min_count, "smoothing": config.smoothing, "text": config.text, "seed": config.seed}  # fmt: skip

@@ -1,0 +1,87 @@
+"""The MLflow pyfunc: raw declaration rows in -> risk score and rank out (decision 1).
+
+Defined in code ("models from code", `pyfunc_entry.py`); its artifacts are the model folder written by
+`TargetingModel.save` (LightGBM text + JSON), so loading it never unpickles anything. History for the
+as-of features comes from the history store named by the `TARGETING_HISTORY` environment variable or
+the model config's `history_dir` (a folder with `declarations.parquet` and `inspections.parquet`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from targeting.schema import DECLARATIONS
+
+HISTORY_ENV = "TARGETING_HISTORY"
+
+
+def coerce_declarations(frame: pd.DataFrame) -> pd.DataFrame:
+    """Raw request rows to contract dtypes; a missing column or an unreadable value is one clear error."""
+    from mlflow.exceptions import MlflowException
+
+    missing = [c for c in DECLARATIONS.required if c not in frame.columns]
+    if missing:
+        raise MlflowException.invalid_parameter_value(f"missing required column(s): {', '.join(missing)}")
+    if len(frame) == 0:
+        raise MlflowException.invalid_parameter_value("no rows in the request")
+    out = frame.copy()
+    for spec in DECLARATIONS.columns:
+        if spec.name not in out:
+            out[spec.name] = None
+        try:
+            if spec.kind == "timestamp":
+                out[spec.name] = pd.to_datetime(out[spec.name], utc=True, format="ISO8601")
+            elif spec.kind == "date":
+                out[spec.name] = pd.to_datetime(out[spec.name]).dt.date
+            elif spec.kind in ("int", "float"):
+                out[spec.name] = pd.to_numeric(out[spec.name], errors="raise")
+            elif spec.kind == "bool":
+                out[spec.name] = out[spec.name].astype("boolean")
+        except (ValueError, TypeError) as exc:
+            raise MlflowException.invalid_parameter_value(
+                f"column {spec.name}: values must be {spec.kind} ({str(exc).splitlines()[0][:120]})"
+            ) from None
+    return out
+
+
+class TargetingPyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context: Any) -> None:
+        from targeting.model import TargetingModel
+
+        self.model = TargetingModel.load(context.artifacts["model_dir"])
+        config = getattr(context, "model_config", None) or {}
+        self.history_dir = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
+        self._store = None
+
+    def _history(self):
+        from targeting.history import HistoryStore
+        from targeting.io import read_parquet
+
+        if self._store is None:
+            if self.history_dir and (Path(self.history_dir) / "declarations.parquet").exists():
+                folder = Path(self.history_dir)
+                insp = folder / "inspections.parquet"
+                self._store = HistoryStore.from_tables(
+                    read_parquet(folder / "declarations.parquet"),
+                    read_parquet(insp) if insp.exists() else pd.DataFrame(),
+                    self.model.meta.get("target", "hit"),
+                )
+            else:
+                self._store = HistoryStore.from_tables(pd.DataFrame({c: [] for c in ("declaration_id", "filed_at")}),
+                                                       pd.DataFrame())  # fmt: skip
+        return self._store
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        rows = coerce_declarations(pd.DataFrame(model_input)).reset_index(drop=True)
+        score = self.model.predict(rows, self._history())
+        rank = pd.Series(score).rank(ascending=False, method="first").astype(np.int64).to_numpy()
+        return pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
+                             "risk_score": score, "risk_rank": rank})  # fmt: skip

@@ -1,0 +1,184 @@
+"""Training: time split, as-of history, features + LightGBM + calibration, evaluation at budget, MLflow.
+
+Only inspected declarations carry labels (decision 3): the model is fitted on the inspected rows of the
+training window and evaluated on the inspected rows of the validation window.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from targeting.config import Target
+from targeting.errors import InputFileError
+from targeting.history import HistoryStore
+from targeting.labels import labels, parse_target
+from targeting.metrics import budget_table, ranking, reliability
+from targeting.model import TargetingModel, TrainConfig, annotate, fit
+from targeting.splits import TimeSplit
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingData:
+    declarations: pd.DataFrame
+    inspections: pd.DataFrame
+
+
+@dataclass
+class TrainResult:
+    model: TargetingModel
+    valid_scores: pd.DataFrame  # declaration_id, mode, label, risk_score (inspected validation rows)
+    metrics: dict[str, float]
+    budget: pd.DataFrame
+    calibration: pd.DataFrame
+    importance: pd.DataFrame
+    n_train: int
+    n_valid: int
+    valid_matrix: pd.DataFrame  # up to 2,000 validation rows as the model sees them (for SHAP plots)
+
+
+def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
+    """Declarations that were inspected, with `label` and the selection propensity of their first exam."""
+    lab = labels(data.inspections, target)
+    first = data.inspections.drop_duplicates("declaration_id")[["declaration_id", "selection_propensity"]]
+    lab = lab.merge(first, on="declaration_id", how="left")
+    rows = data.declarations.merge(lab, on="declaration_id", how="inner")
+    return rows.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
+
+
+def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Target | str = Target.HIT,
+          progress: Progress | None = None) -> TrainResult:  # fmt: skip
+    say = progress or (lambda _s: None)
+    target = parse_target(target)
+    say("history")
+    store = HistoryStore.from_tables(data.declarations, data.inspections, target)
+    rows = labelled_rows(data, target)
+    train_rows = rows[split.train.mask(rows["filed_at"])]
+    valid_rows = rows[split.valid.mask(rows["filed_at"])]
+    for name, part in (("training", train_rows), ("validation", valid_rows)):
+        if len(part) == 0:
+            raise InputFileError(f"no inspected declarations in the {name} window")
+    if not train_rows["label"].any():
+        raise InputFileError(f"no positive labels ({target.value}) in the training window {split.train}")
+    annotated = annotate(pd.concat([train_rows, valid_rows]), store)
+    a_train, a_valid = annotated.iloc[: len(train_rows)], annotated.iloc[len(train_rows) :]
+    y_train = a_train["label"].to_numpy(dtype=bool)
+    y_valid = a_valid["label"].to_numpy(dtype=bool)
+    weights = None
+    if config.propensity_weights:
+        weights = 1.0 / a_train["selection_propensity"].fillna(1.0).clip(lower=0.01).to_numpy()
+    say("features and fit")
+    model = fit(a_train, y_train, a_valid, y_valid, config, weights)
+    model.meta.update(
+        {"target": target.value, "train_window": str(split.train), "valid_window": str(split.valid)}
+    )
+    say("evaluation")
+    score = model.predict_annotated(a_valid)
+    scores = pd.DataFrame({"declaration_id": a_valid["declaration_id"].to_numpy(), "mode": a_valid["mode"].to_numpy(),
+                           "label": y_valid, "risk_score": score})  # fmt: skip
+    budget = budget_table(scores)
+    metrics = ranking(y_valid, score)
+    for row in budget.itertuples():
+        k = f"{row.budget_pct:g}pct"
+        metrics[f"precision_at_{k}_{row.slice}"] = row.precision
+        metrics[f"recall_at_{k}_{row.slice}"] = row.recall
+    imp = pd.DataFrame({"feature": model.feature_names,
+                        "gain": model.booster.feature_importance("gain"),
+                        "splits": model.booster.feature_importance("split")}).sort_values("gain", ascending=False)  # fmt: skip
+    sample = model.matrix(a_valid.sample(min(2000, len(a_valid)), random_state=config.seed))
+    return TrainResult(model, scores, metrics, budget, reliability(y_valid, score), imp, len(a_train), len(a_valid),
+                       sample)  # fmt: skip
+
+
+# ---- MLflow --------------------------------------------------------------------------------------
+
+
+def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], history_dir: str | None,
+            register: bool, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
+    """Log params, metrics, tables, plots, datasets and the pyfunc model; optionally register it."""
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from targeting import tracking
+
+    say = progress or (lambda _s: None)
+    tracking.setup()
+    say("logging to MLflow")
+    warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+    with mlflow.start_run() as run:
+        mlflow.log_params(
+            {k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v) for k, v in params.items()}
+        )
+        mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid,
+                           "best_iteration": result.model.meta["best_iteration"]})  # fmt: skip
+        mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
+        mlflow.log_table(result.budget, "evaluation/budget_table.json")
+        mlflow.log_table(result.calibration, "evaluation/calibration.json")
+        mlflow.log_table(result.importance, "evaluation/feature_importance.json")
+        decl = data.declarations
+        # lineage: the source path plus a sample's schema and digest (object dtype: MLflow's digest code
+        # cannot compare pandas 3 string columns)
+        sample = decl.head(1000).astype("object")
+        mlflow.log_input(mlflow.data.from_pandas(sample, name="declarations", source=params.get("declarations", "")),
+                         context="training")  # fmt: skip
+        mlflow.log_figure(_shap_summary(result), "evaluation/shap_summary.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = result.model.save(Path(tmp) / "model")
+            example = decl.head(3).copy()
+            example = example.astype(
+                {c: "object" for c in example.columns if str(example[c].dtype) not in ("float64",)}
+            )
+            example = example.map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                                  else (v.isoformat() if hasattr(v, "isoformat") else v))  # fmt: skip
+            output = pd.DataFrame({"declaration_id": ["D"], "risk_score": [0.5], "risk_rank": [1]})
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
+                artifacts={"model_dir": str(folder)},
+                model_config={"history_dir": str(Path(history_dir).resolve()) if history_dir else ""},
+                signature=infer_signature(example, output),
+                input_example=example,
+            )
+        out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}
+    if register:
+        out["version"] = register_challenger(info.model_uri)
+    return out
+
+
+def register_challenger(model_uri: str) -> str:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from targeting.tracking import REGISTERED_MODEL
+
+    version = mlflow.register_model(model_uri, REGISTERED_MODEL)
+    MlflowClient().set_registered_model_alias(REGISTERED_MODEL, "challenger", version.version)
+    return str(version.version)
+
+
+def _shap_summary(result: TrainResult):
+    """Beeswarm of exact TreeSHAP values (LightGBM pred_contrib) on up to 2,000 validation rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    sample = result.valid_matrix
+    contrib = result.model.booster.predict(sample.to_numpy(np.float32), pred_contrib=True)
+    plt.figure(figsize=(8, 6))
+    shap.summary_plot(contrib[:, :-1], sample, show=False, max_display=20)
+    fig = plt.gcf()
+    fig.tight_layout()
+    return fig
