@@ -1,0 +1,107 @@
+"""Training end to end on a tiny world: MLflow run, registry aliases, pickle-free loading, MLproject."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from targeting.cli import app
+from targeting.simulate.config import preset
+from targeting.simulate.run import simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A tiny world and an empty MLflow store in a temporary project folder."""
+    folder = tmp_path_factory.mktemp("project")
+    run = simulate(preset("tiny", seed=3, prevalence_multiplier=40), folder / "world")
+    old = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION")}
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    cwd = os.getcwd()
+    os.chdir(folder)
+    yield folder, run
+    os.chdir(cwd)
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _train(run: Path) -> str:
+    result = CliRunner().invoke(app, ["train", "--declarations", str(run / "declarations.parquet"),
+                                      "--inspections", str(run / "inspections.parquet"),
+                                      "--train-end", "2023-01-10", "--valid-end", "2023-01-15", "--register"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_train_register_promote_and_load_without_pickle(project) -> None:
+    import mlflow
+    from mlflow import MlflowClient
+
+    folder, run = project
+    output = _train(run)
+    assert "@challenger" in output and "precision" in output
+    promoted = CliRunner().invoke(app, ["promote"])
+    assert promoted.exit_code == 0 and "promoted to champion" in promoted.output, promoted.output
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("targeting", "champion")
+    run_data = client.get_run(champion.run_id).data
+    assert "pr_auc" in run_data.metrics and "precision_at_5pct_ALL" in run_data.metrics
+    artifacts = {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
+    assert {"evaluation/shap_summary.png", "evaluation/budget_table.json"} <= artifacts
+
+    model = mlflow.pyfunc.load_model("models:/targeting@champion")  # pickle deserialisation is disabled
+    decl = pd.read_parquet(run / "declarations.parquet").tail(20)
+    rows = decl.astype(object).where(decl.notna(), None)
+    rows["filed_at"] = decl["filed_at"].astype(str)
+    rows["arrival_date"] = decl["arrival_date"].astype(str)
+    out = model.predict(rows)
+    assert list(out.columns) == ["declaration_id", "risk_score", "risk_rank"]
+    assert ((out["risk_score"] > 0) & (out["risk_score"] < 1)).all()
+    assert sorted(out["risk_rank"]) == list(range(1, 21))
+
+    # the same training again is not better: the champion stays
+    _train(run)
+    again = CliRunner().invoke(app, ["promote"])
+    assert "kept the champion" in again.output, again.output
+    assert client.get_model_version_by_alias("targeting", "champion").version == champion.version
+
+
+def test_training_is_deterministic(project) -> None:
+    from targeting.model import TrainConfig
+    from targeting.splits import time_split
+    from targeting.train import TrainingData, train
+
+    _, run = project
+    data = TrainingData(
+        pd.read_parquet(run / "declarations.parquet"), pd.read_parquet(run / "inspections.parquet")
+    )
+    split = time_split("2023-01-10", "2023-01-15")
+    a = train(data, split, TrainConfig()).valid_scores["risk_score"].to_numpy()
+    b = train(data, split, TrainConfig()).valid_scores["risk_score"].to_numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_mlproject_train_defaults_match_the_cli() -> None:
+    import inspect
+
+    from targeting.cli import train as cli_train
+
+    spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["train"]["parameters"]
+    defaults = {name: p.default for name, p in inspect.signature(cli_train).parameters.items()}
+    for name, param in spec.items():
+        cli_default = defaults[name]
+        cli_default = getattr(cli_default, "default", cli_default)
+        assert str(param["default"]).removesuffix(".0") == str(cli_default), name
