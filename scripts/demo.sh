@@ -19,3 +19,14 @@ echo "== 2. validate the imported tables (every row accounted for)"
 $T validate data/raw/kcs-train/declarations.parquet --out data/interim/kcs-train-validated
 $T validate data/raw/kcs-train/inspections.parquet --table inspections \
   --declarations data/raw/kcs-train/declarations.parquet
+
+echo "== 3. train on the simulated world (inspected rows, time split), log to MLflow, register as challenger"
+$T train --declarations data/raw/sim-small/declarations.parquet \
+  --inspections data/raw/sim-small/inspections.parquet \
+  --train-end 2023-05-01 --valid-end 2023-06-30 --register
+
+echo "== 4. promote the challenger if it beats the champion on the same holdout"
+$T promote
+
+echo
+echo "MLflow store: $(pwd)/mlflow.db   UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlflow.db --host 127.0.0.1"

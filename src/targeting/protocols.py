@@ -1,0 +1,78 @@
+"""Evaluation protocols of evaluation.md as one call each (Protocol A: the public KCS declarations).
+
+Protocol A: fit on 2020 (early stopping and calibration on its last two months), report on the 2021 Q1
+file. The history store holds every declaration but only the 2020 outcomes, so no 2021 Q1 label
+reaches a 2021 Q1 feature (strictly offline, as in the published comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from targeting.adapters.kcs import import_kcs
+from targeting.config import KcsConfig, Target
+from targeting.features import FeatureConfig
+from targeting.features.categorical import DEFAULT_COLUMNS
+from targeting.history import HistoryStore
+from targeting.labels import labels
+from targeting.metrics import budget_table, ranking
+from targeting.model import TrainConfig, annotate, fit
+from targeting.splits import utc
+
+KCS_CATEGORICAL = ("kcs_office_id", "kcs_process_type", "kcs_import_type", "kcs_import_use", "kcs_payment_type",
+                   "kcs_tax_type", "kcs_origin_indicator", "kcs_transport_mode")  # fmt: skip
+KCS_NUMERIC = ("kcs_tax_rate", "kcs_net_mass", "kcs_item_price_krw")
+PAPER = {"precision_at_5pct": 0.762, "precision_at_10pct": 0.641}  # LightGBM, Jeong et al. 2022, 2021 Q2
+TARGETS = {"precision_at_5pct": 0.80, "precision_at_10pct": 0.68}
+
+
+@dataclass
+class ProtocolResult:
+    budget: pd.DataFrame
+    headline: dict[str, float]
+    n_train: int
+    n_test: int
+
+
+def protocol_a(train_csv: Path, valid_csv: Path, config: TrainConfig | None = None,
+               progress: Callable[[str], None] | None = None) -> ProtocolResult:  # fmt: skip
+    say = progress or (lambda _s: None)
+    say("importing the KCS files")
+    a = import_kcs(train_csv, KcsConfig(id_prefix="KCS20"))
+    b = import_kcs(valid_csv, KcsConfig(id_prefix="KCS21"))
+    decl = pd.concat([a.declarations.valid, b.declarations.valid], ignore_index=True)
+    store = HistoryStore.from_tables(decl, a.inspections.valid, Target.VIOLATION)
+    lab_a = labels(a.inspections.valid, Target.VIOLATION)
+    lab_b = labels(b.inspections.valid, Target.VIOLATION)
+    rows_a = a.declarations.valid.merge(lab_a, on="declaration_id").sort_values(
+        ["filed_at", "declaration_id"]
+    )
+    rows_b = b.declarations.valid.merge(lab_b, on="declaration_id").sort_values(
+        ["filed_at", "declaration_id"]
+    )
+    say("history")
+    ann_a = annotate(rows_a.reset_index(drop=True), store)
+    ann_b = annotate(rows_b.reset_index(drop=True), store)
+    inner = utc("2020-11-01")
+    fit_rows, stop_rows = ann_a[ann_a["filed_at"] < inner], ann_a[ann_a["filed_at"] >= inner]
+    base = config or TrainConfig()
+    feats = FeatureConfig(categorical=(*DEFAULT_COLUMNS, *KCS_CATEGORICAL), extra_numeric=KCS_NUMERIC,
+                          seed=base.seed)  # fmt: skip
+    config = replace(base, features=feats)
+    say("features and fit")
+    model = fit(
+        fit_rows, fit_rows["label"].to_numpy(bool), stop_rows, stop_rows["label"].to_numpy(bool), config
+    )
+    say("evaluation on 2021 Q1")
+    scores = pd.DataFrame({"declaration_id": ann_b["declaration_id"], "mode": ann_b["mode"],
+                           "label": ann_b["label"].to_numpy(bool), "risk_score": model.predict_annotated(ann_b)})  # fmt: skip
+    budget = budget_table(scores, budgets=(1.0, 2.0, 5.0, 10.0))
+    pooled = budget[budget["slice"] == "ALL"].set_index("budget_pct")
+    headline = {"precision_at_5pct": float(pooled.loc[5.0, "precision"]),
+                "precision_at_10pct": float(pooled.loc[10.0, "precision"]),
+                **ranking(scores["label"].to_numpy(), scores["risk_score"].to_numpy())}  # fmt: skip
+    return ProtocolResult(budget, headline, len(ann_a), len(ann_b))
