@@ -1,7 +1,7 @@
 """Legitimate declarations of one day and mode, vectorised (§4.4).
 
 `generate` returns an internal frame: contract columns still partly as integer codes (parties), plus
-hidden columns (`_line`, `_vague`, `_violation`, ...). Smuggling attempts reuse it with fixed lines,
+hidden columns (`_line`, `_c2c`, `_violation`, ...). Smuggling attempts reuse it with fixed lines,
 origins and parties, so positives look like real consignments except in the planted ways.
 """
 
@@ -256,7 +256,6 @@ def generate(
             "declared_value_usd": np.round(value, 2),
             "n_packages": n_packages,
             "package_type": np.where(has_line, LINE_PKG[li], "PK"),
-            "_vague": vague,
             "_violation": rng.random(n) < cfg.non_drug_violation_rate,
             "_c2c": c2c,
             "_hs_missing": rng.random(n) < cfg.hs_missing_share[mode],
@@ -354,7 +353,6 @@ def _mode_columns(rng, cfg, frame, mode, li, has_line, n):
         frame["simplified_clearance"] = frame["declared_value_usd"].to_numpy() <= limit
         gift = frame["_c2c"].to_numpy() & (rng.random(n) < cfg.c2c_gift_share)
         frame["item_category"] = np.where(has_line, np.where(gift, "GIFT", "SALE_OF_GOODS"), "DOCUMENTS")
-    frame["_has_line"] = has_line
 
 
 POST_CATEGORIES = ["SALE_OF_GOODS", "GIFT", "DOCUMENTS", "COMMERCIAL_SAMPLE", "OTHER"]

@@ -62,6 +62,14 @@ RULE_VAGUE = (frozenset(VAGUE_DESCRIPTIONS) - {"documents"}) | {
     "industrial chemical",
 }
 POSTAL_RISK_ORIGINS = ("NL", "BE", "DE", "PL", "ES", "IN", "CA")
+#: parties and contact tokens that go on the watch-list after a seizure (and that the rule checks)
+WATCHED_COLUMNS = (
+    "consignee_id",
+    "consignor_id",
+    "consignee_phone_hash",
+    "consignee_email_hash",
+    "consignee_addr_hash",
+)
 
 
 @dataclass
@@ -258,9 +266,14 @@ class World:
             counts[key] = counts.get(key, 0) + 1
         return prior
 
-    def _on_watch(self, values: pd.Series, day: int) -> np.ndarray:
+    def _on_watch(self, decl: pd.DataFrame, day: int) -> np.ndarray:
+        """Rows naming a party or token that is on the watch-list by `day`."""
+        watch = np.zeros(len(decl), bool)
         active = [key for key, since in self.watch.items() if since <= day]
-        return values.isin(active).to_numpy(dtype=bool) if active else np.zeros(len(values), bool)
+        if active:
+            for col in WATCHED_COLUMNS:
+                watch |= decl[col].isin(active).to_numpy(dtype=bool)
+        return watch
 
     def _rule_score(
         self, decl: pd.DataFrame, f: pd.DataFrame, counters: pd.DataFrame, day: int
@@ -271,15 +284,7 @@ class World:
         line = np.maximum(f["_line"].to_numpy(), 0)
         p10 = trade.LINE_USD[line] * np.exp(-1.2816 * np.hypot(trade.UNIT_SIGMA, trade.VALUE_SIGMA))
         hub = decl["transit_locs"].str.contains(_HUB_PATTERN, regex=True).fillna(False).to_numpy(dtype=bool)
-        watch = np.zeros(len(decl), bool)
-        for col in (
-            "consignee_id",
-            "consignor_id",
-            "consignee_phone_hash",
-            "consignee_email_hash",
-            "consignee_addr_hash",
-        ):
-            watch |= self._on_watch(decl[col], day)
+        watch = self._on_watch(decl, day)
         commercial_qty = (decl["consignee_type"] == "PERSON").to_numpy() & (
             decl["gross_weight_kg"] > 30
         ).to_numpy()
@@ -487,13 +492,7 @@ class World:
         lag = self.cfg.watchlist_lag_days
         for i in np.flatnonzero(found):
             on = day + int(self.rng_insp.integers(lag[0], lag[1] + 1))
-            for col in (
-                "consignee_id",
-                "consignor_id",
-                "consignee_phone_hash",
-                "consignee_email_hash",
-                "consignee_addr_hash",
-            ):
+            for col in WATCHED_COLUMNS:
                 v = decl[col].iloc[i]
                 if isinstance(v, str) and v:
                     self.watch.setdefault(v, on)
@@ -523,9 +522,6 @@ class World:
                 "rule_score": np.round(rule, 6),
             }
         )
-        for c in GROUND_TRUTH.columns:
-            if c.kind == "bool":
-                truth[c.name] = truth[c.name].astype("boolean")
         truth["is_smuggling"] = truth["is_smuggling"].astype("boolean")
         truth["non_drug_violation"] = truth["non_drug_violation"].astype("boolean")
         return truth
@@ -599,12 +595,8 @@ def _to_contract(out: pd.DataFrame) -> pd.DataFrame:
             out[col.name] = None
         if col.kind in ("string", "category"):
             continue  # typed by `_strings` once the day is done
-        if col.kind == "bool":
-            out[col.name] = out[col.name].astype("boolean")
-        elif col.kind == "int":
-            out[col.name] = out[col.name].astype("Int64")
-        elif col.kind == "float":
-            out[col.name] = out[col.name].astype("float64")
-        elif col.kind == "date":
+        if col.kind == "date":
             out[col.name] = pd.to_datetime(out[col.name]).astype(col.dtype)
+        elif col.kind in ("bool", "int", "float"):
+            out[col.name] = out[col.name].astype(col.dtype)
     return out[list(DECLARATIONS.names)]
