@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 
 def run_child(code: str) -> dict[str, float]:
@@ -19,10 +18,8 @@ def run_child(code: str) -> dict[str, float]:
         "extra['peak_rss_gib'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20\n"
         "print(json.dumps(extra))\n"
     )
-    start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", wrapper], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["wall_seconds"] = time.perf_counter() - start
     return result

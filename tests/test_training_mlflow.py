@@ -12,6 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from targeting.cli import app
+from targeting.serving import request_rows
 from targeting.simulate.config import preset
 from targeting.simulate.run import simulate
 
@@ -63,11 +64,7 @@ def test_train_register_promote_and_load_without_pickle(project) -> None:
     assert {"evaluation/shap_summary.png", "evaluation/budget_table.json"} <= artifacts
 
     model = mlflow.pyfunc.load_model("models:/targeting@champion")  # pickle deserialisation is disabled
-    decl = pd.read_parquet(run / "declarations.parquet").tail(20)
-    rows = decl.astype(object).where(decl.notna(), None)
-    rows["filed_at"] = decl["filed_at"].astype(str)
-    rows["arrival_date"] = decl["arrival_date"].astype(str)
-    out = model.predict(rows)
+    out = model.predict(request_rows(pd.read_parquet(run / "declarations.parquet").tail(20)))
     assert list(out.columns) == ["declaration_id", "risk_score", "risk_rank"]
     assert ((out["risk_score"] > 0) & (out["risk_score"] < 1)).all()
     assert sorted(out["risk_rank"]) == list(range(1, 21))

@@ -36,7 +36,7 @@ ROUTE_KEYS: dict[str, str] = {"origin": "origin_country", "load": "load_loc", "d
 WINDOW_DAYS = 30
 _NS_PER_S = 1_000_000_000
 _SPAN = 10_000_000_000  # > any epoch second we will meet: composite key = code * _SPAN + second
-HISTORY_COLUMNS = ("declaration_id", "filed_at", "consignor_id", *PARTY_KEYS.values(), *ROUTE_KEYS.values())
+HISTORY_COLUMNS = ("declaration_id", "filed_at", *PARTY_KEYS.values(), *ROUTE_KEYS.values())
 
 
 def _seconds(ts: pd.Series) -> np.ndarray:
@@ -53,17 +53,11 @@ class HistoryStore:
     @classmethod
     def from_tables(cls, declarations: pd.DataFrame, inspections: pd.DataFrame,
                     target: Target | str = Target.HIT) -> HistoryStore:  # fmt: skip
-        cols = [c for c in HISTORY_COLUMNS if c in declarations]
-        decl = declarations[list(dict.fromkeys(cols))].drop_duplicates("declaration_id")
-        out = labels(inspections, target) if len(inspections) else pd.DataFrame(
-            {"declaration_id": pd.Series(dtype="str"), "label": pd.Series(dtype=bool),
-             "known_at": pd.Series(dtype="datetime64[us, UTC]")})  # fmt: skip
-        return cls(decl.reset_index(drop=True), out)
-
-    def cut(self, known_before: pd.Timestamp) -> HistoryStore:
-        """The store as it stood at `known_before`: later filings and later outcomes removed."""
-        decl = self.declarations[self.declarations["filed_at"] < known_before]
-        return HistoryStore(decl, self.outcomes[self.outcomes["known_at"] < known_before])
+        """The store of contract tables (`INSPECTIONS.empty_frame()` when there are no outcomes yet)."""
+        decl = declarations[[c for c in HISTORY_COLUMNS if c in declarations]].drop_duplicates(
+            "declaration_id"
+        )
+        return cls(decl.reset_index(drop=True), labels(inspections, target))
 
     def as_of(self, query: pd.DataFrame) -> pd.DataFrame:
         """Raw as-of counts for every query row (index kept): `h_<entity>_<what>` columns."""
@@ -80,10 +74,10 @@ class HistoryStore:
         for name, col in {**PARTY_KEYS, **ROUTE_KEYS}.items():
             if col not in query:
                 continue
-            counts = _running(decl[col], decl_s, outcome[col], out_s, hit, query[col], q_s)
+            counts = _running(
+                decl[col], decl_s, outcome[col], out_s, hit, query[col], q_s, times=name in PARTY_KEYS
+            )
             for what, values in counts.items():
-                if name in ROUTE_KEYS and what in ("first_seen_s", "last_hit_s"):
-                    continue
                 result[f"h_{name}_{what}"] = values
         if "consignee_addr_hash" in query and "consignor_id" in query:
             result["h_address_new_senders_30d"] = _new_pairs_in_window(
@@ -105,8 +99,8 @@ def _codes(*series: pd.Series) -> list[np.ndarray]:
     return out
 
 
-def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s) -> dict[str, np.ndarray]:
-    """Per query: prior declarations, inspections, hits, first-seen and last-hit time of its key."""
+def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s, times: bool = True) -> dict[str, np.ndarray]:
+    """Per query: prior declarations, inspections, hits and (with `times`) first-seen and last-hit time."""
     d_code, o_code, q_code = _codes(d_key, o_key, q_key)
     n_d, n_o, n_q = len(d_code), len(o_code), len(q_code)
     code = np.concatenate([q_code, d_code, o_code])
@@ -129,23 +123,28 @@ def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s) -> dict[str, np.ndarray]
     decl_n = group_cumsum(is_decl.astype(np.int64))
     insp_n = group_cumsum(is_insp.astype(np.int64))
     hit_n = group_cumsum((is_insp & hit_all).astype(np.int64))
-    first = np.where(is_decl, sec, np.iinfo(np.int64).max)
-    first_seen = pd.Series(first).groupby(group).cummin().to_numpy()
-    last = np.where(is_insp & hit_all, sec, np.iinfo(np.int64).min)
-    last_hit = pd.Series(last).groupby(group).cummax().to_numpy()
     # values at a query row include only earlier rows (the query adds nothing itself)
     pos = np.empty(len(order), np.int64)
     pos[order] = np.arange(len(order))
     at = pos[:n_q]
     missing = q_code < 0
-    first_q = first_seen[at].astype(float)
-    first_q[(first_q == np.iinfo(np.int64).max) | missing] = np.nan
-    last_q = last_hit[at].astype(float)
-    last_q[(last_q == np.iinfo(np.int64).min) | missing] = np.nan
-    res = {"decl": decl_n[at].astype(float), "insp": insp_n[at].astype(float), "hits": hit_n[at].astype(float),
-           "first_seen_s": first_q, "last_hit_s": last_q}  # fmt: skip
+    res = {
+        "decl": decl_n[at].astype(float),
+        "insp": insp_n[at].astype(float),
+        "hits": hit_n[at].astype(float),
+    }
     for k in ("decl", "insp", "hits"):
         res[k][missing] = np.nan
+    if times:
+        big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        first_seen = (
+            pd.Series(np.where(is_decl, sec, big)).groupby(group).cummin().to_numpy()[at].astype(float)
+        )
+        last_hit = pd.Series(np.where(is_insp & hit_all, sec, small)).groupby(group).cummax().to_numpy()[at]
+        last_hit = last_hit.astype(float)
+        first_seen[(first_seen == big) | missing] = np.nan
+        last_hit[(last_hit == small) | missing] = np.nan
+        res.update({"first_seen_s": first_seen, "last_hit_s": last_hit})
     return res
 
 

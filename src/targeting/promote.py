@@ -19,22 +19,28 @@ def _version(client: Any, alias: str) -> Any:
         return None
 
 
-def holdout_metric(
-    model_uri: str, declarations: Any, inspections: Any, window: Any, target: str, metric: str
-) -> float:
-    import mlflow
+def holdout(declarations: Any, inspections: Any, window: Any, target: str) -> tuple[Any, np.ndarray]:
+    """The inspected rows of the holdout window with their as-of history, and their labels.
 
+    The history does not depend on the model, so both models are scored on the same annotated rows.
+    """
     from targeting.history import HistoryStore
-    from targeting.metrics import ranking
+    from targeting.model import annotate
     from targeting.train import TrainingData, labelled_rows
 
+    rows = labelled_rows(TrainingData(declarations, inspections), target)
+    rows = rows[window.mask(rows["filed_at"])].reset_index(drop=True)
+    annotated = annotate(rows, HistoryStore.from_tables(declarations, inspections, target))
+    return annotated, rows["label"].to_numpy(dtype=bool)
+
+
+def model_metric(model_uri: str, annotated: Any, y: np.ndarray, metric: str) -> float:
+    import mlflow
+
+    from targeting.metrics import ranking
+
     model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model().model
-    data = TrainingData(declarations, inspections)
-    rows = labelled_rows(data, target)
-    rows = rows[window.mask(rows["filed_at"])]
-    store = HistoryStore.from_tables(declarations, inspections, target)
-    score = model.predict(rows, store)
-    return float(ranking(rows["label"].to_numpy(dtype=bool), score)[metric])
+    return float(ranking(y, model.predict_annotated(annotated))[metric])
 
 
 def promote(force: bool = False, metric: str = "pr_auc") -> str:
@@ -58,13 +64,9 @@ def promote(force: bool = False, metric: str = "pr_auc") -> str:
     start, end = params["valid_window"].strip("[)").split(", ")
     window = Window(utc(start), utc(end))
     decl, insp = read_parquet(params["declarations"]), read_parquet(params["inspections"])
-    target = params.get("target", "hit")
-    new = holdout_metric(f"models:/{REGISTERED_MODEL}@challenger", decl, insp, window, target, metric)
-    old = (
-        holdout_metric(f"models:/{REGISTERED_MODEL}@champion", decl, insp, window, target, metric)
-        if champion
-        else np.nan
-    )
+    annotated, y = holdout(decl, insp, window, params.get("target", "hit"))
+    new = model_metric(f"models:/{REGISTERED_MODEL}@challenger", annotated, y, metric)
+    old = model_metric(f"models:/{REGISTERED_MODEL}@champion", annotated, y, metric) if champion else np.nan
     better = champion is None or (np.isfinite(new) and (not np.isfinite(old) or new > old))
     move = better or force
     with mlflow.start_run(run_name="promotion"):

@@ -18,10 +18,10 @@ from targeting.config import KcsConfig, Target
 from targeting.features import FeatureConfig
 from targeting.features.categorical import DEFAULT_COLUMNS
 from targeting.history import HistoryStore
-from targeting.labels import labels
 from targeting.metrics import budget_table, ranking
 from targeting.model import TrainConfig, annotate, fit
 from targeting.splits import utc
+from targeting.train import TrainingData, labelled_rows
 
 KCS_CATEGORICAL = ("kcs_office_id", "kcs_process_type", "kcs_import_type", "kcs_import_use", "kcs_payment_type",
                    "kcs_tax_type", "kcs_origin_indicator", "kcs_transport_mode")  # fmt: skip
@@ -46,17 +46,11 @@ def protocol_a(train_csv: Path, valid_csv: Path, config: TrainConfig | None = No
     b = import_kcs(valid_csv, KcsConfig(id_prefix="KCS21"))
     decl = pd.concat([a.declarations.valid, b.declarations.valid], ignore_index=True)
     store = HistoryStore.from_tables(decl, a.inspections.valid, Target.VIOLATION)
-    lab_a = labels(a.inspections.valid, Target.VIOLATION)
-    lab_b = labels(b.inspections.valid, Target.VIOLATION)
-    rows_a = a.declarations.valid.merge(lab_a, on="declaration_id").sort_values(
-        ["filed_at", "declaration_id"]
-    )
-    rows_b = b.declarations.valid.merge(lab_b, on="declaration_id").sort_values(
-        ["filed_at", "declaration_id"]
-    )
+    rows_a = labelled_rows(TrainingData(a.declarations.valid, a.inspections.valid), Target.VIOLATION)
+    rows_b = labelled_rows(TrainingData(b.declarations.valid, b.inspections.valid), Target.VIOLATION)
     say("history")
-    ann_a = annotate(rows_a.reset_index(drop=True), store)
-    ann_b = annotate(rows_b.reset_index(drop=True), store)
+    annotated = annotate(pd.concat([rows_a, rows_b], ignore_index=True), store)
+    ann_a, ann_b = annotated.iloc[: len(rows_a)], annotated.iloc[len(rows_a) :]
     inner = utc("2020-11-01")
     fit_rows, stop_rows = ann_a[ann_a["filed_at"] < inner], ann_a[ann_a["filed_at"] >= inner]
     base = config or TrainConfig()
@@ -70,7 +64,7 @@ def protocol_a(train_csv: Path, valid_csv: Path, config: TrainConfig | None = No
     say("evaluation on 2021 Q1")
     scores = pd.DataFrame({"declaration_id": ann_b["declaration_id"], "mode": ann_b["mode"],
                            "label": ann_b["label"].to_numpy(bool), "risk_score": model.predict_annotated(ann_b)})  # fmt: skip
-    budget = budget_table(scores, budgets=(1.0, 2.0, 5.0, 10.0))
+    budget = budget_table(scores)
     pooled = budget[budget["slice"] == "ALL"].set_index("budget_pct")
     headline = {"precision_at_5pct": float(pooled.loc[5.0, "precision"]),
                 "precision_at_10pct": float(pooled.loc[10.0, "precision"]),

@@ -152,6 +152,10 @@ class Table:
     def required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
 
+    def of_kind(self, kind: str) -> tuple[str, ...]:
+        """Names of the columns of one kind, in table order (e.g. every yes/no column)."""
+        return tuple(c.name for c in self.columns if c.kind == kind)
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

@@ -16,9 +16,18 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from targeting.schema import DECLARATIONS
+from targeting.schema import DECLARATIONS, INSPECTIONS
 
 HISTORY_ENV = "TARGETING_HISTORY"
+
+
+def request_rows(declarations: pd.DataFrame) -> pd.DataFrame:
+    """Contract rows as a REST client sends them: plain values, ISO 8601 times, None for missing."""
+    rows = declarations.astype(
+        {c: "object" for c in declarations.columns if str(declarations[c].dtype) != "float64"}
+    )
+    return rows.map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+                    else (v.isoformat() if hasattr(v, "isoformat") else v))  # fmt: skip
 
 
 def coerce_declarations(frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,17 +73,13 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         from targeting.io import read_parquet
 
         if self._store is None:
-            if self.history_dir and (Path(self.history_dir) / "declarations.parquet").exists():
-                folder = Path(self.history_dir)
-                insp = folder / "inspections.parquet"
-                self._store = HistoryStore.from_tables(
-                    read_parquet(folder / "declarations.parquet"),
-                    read_parquet(insp) if insp.exists() else pd.DataFrame(),
-                    self.model.meta.get("target", "hit"),
-                )
-            else:
-                self._store = HistoryStore.from_tables(pd.DataFrame({c: [] for c in ("declaration_id", "filed_at")}),
-                                                       pd.DataFrame())  # fmt: skip
+            folder = Path(self.history_dir) if self.history_dir else None
+            decl, insp = DECLARATIONS.empty_frame(), INSPECTIONS.empty_frame()
+            if folder is not None and (folder / "declarations.parquet").exists():
+                decl = read_parquet(folder / "declarations.parquet")
+                if (folder / "inspections.parquet").exists():
+                    insp = read_parquet(folder / "inspections.parquet")
+            self._store = HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit"))
         return self._store
 
     def predict(

@@ -111,6 +111,7 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
     from mlflow.models import infer_signature
 
     from targeting import tracking
+    from targeting.serving import request_rows
 
     say = progress or (lambda _s: None)
     tracking.setup()
@@ -135,12 +136,7 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
         mlflow.log_figure(_shap_summary(result), "evaluation/shap_summary.png")
         with tempfile.TemporaryDirectory() as tmp:
             folder = result.model.save(Path(tmp) / "model")
-            example = decl.head(3).copy()
-            example = example.astype(
-                {c: "object" for c in example.columns if str(example[c].dtype) not in ("float64",)}
-            )
-            example = example.map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-                                  else (v.isoformat() if hasattr(v, "isoformat") else v))  # fmt: skip
+            example = request_rows(decl.head(3))
             output = pd.DataFrame({"declaration_id": ["D"], "risk_score": [0.5], "risk_rank": [1]})
             info = mlflow.pyfunc.log_model(
                 name="model",

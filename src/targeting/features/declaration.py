@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from targeting.features.base import FrameTransformer, col
+from targeting.schema import DECLARATIONS
 
-_BOOLEANS = ("consignee_taxid_present", "is_transit_cargo", "is_reefer", "seal_discrepancy", "known_consignor",
-             "simplified_clearance")  # fmt: skip
+_BOOLEANS = DECLARATIONS.of_kind("bool")
 
 
 def _log_value_per_kg(X: pd.DataFrame) -> pd.Series:

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from targeting.schema import DECLARATIONS
 from targeting.simulate.patterns import PATTERNS
 
-BOOLEAN_COLUMNS = ("consignee_taxid_present", "is_transit_cargo", "is_reefer", "seal_discrepancy",
-                   "known_consignor", "simplified_clearance")  # fmt: skip
+BOOLEAN_COLUMNS = DECLARATIONS.of_kind("bool")
 CATEGORICAL_COLUMNS = ("mode", "origin_country", "goods_origin_country", "load_loc", "transit_locs", "discharge_loc",
                        "consignor_type", "consignee_type", "consignee_addr_type", "package_type", "freight_payment",
                        "item_category", "container_type", "fcl_lcl", "mail_class", "cn_form", "express_operator",
