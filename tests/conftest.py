@@ -86,3 +86,12 @@ def kcs_train() -> Path:
     path = KCS_DIR / "df_syn_train_eng.csv"
     assert path.exists(), f"shared data missing: {path} (tests need ../shared beside the repository)"
     return path
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory) -> Path:
+    """The `small` preset at its default prevalence (seed 7), generated once per test session."""
+    from targeting.simulate.config import preset
+    from targeting.simulate.run import simulate
+
+    return simulate(preset("small", seed=7), tmp_path_factory.mktemp("small7"))

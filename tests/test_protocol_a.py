@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from targeting.protocols import TARGETS, protocol_a
+from targeting.evaluate.kcs import TARGETS, protocol_a
 
 from .conftest import KCS_DIR
 

@@ -94,7 +94,7 @@ def test_training_is_deterministic(project) -> None:
 def test_mlproject_train_defaults_match_the_cli() -> None:
     import inspect
 
-    from targeting.cli import train as cli_train
+    from targeting.cli.training import train as cli_train
 
     spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["train"]["parameters"]
     defaults = {name: p.default for name, p in inspect.signature(cli_train).parameters.items()}

@@ -23,6 +23,22 @@ def select_top(scores: pd.Series | np.ndarray, ids: pd.Series | np.ndarray, k_pe
     return chosen
 
 
+def select_top_per_group(
+    scores: np.ndarray, ids: np.ndarray, groups: np.ndarray, k_percent: float
+) -> np.ndarray:
+    """`select_top` within each group (e.g. day x mode: each mode's daily budget), in one sort."""
+    scores, ids = np.asarray(scores, dtype=float), np.asarray(ids, dtype=object)
+    codes = pd.factorize(np.asarray(groups))[0]
+    order = np.lexsort((ids, -scores, codes))
+    sizes = np.bincount(codes)
+    quota = np.array([n_selected(k_percent, int(n)) for n in sizes])
+    ranked = codes[order]
+    rank = np.arange(len(order)) - np.concatenate([[0], np.cumsum(sizes)[:-1]])[ranked]
+    chosen = np.zeros(len(scores), bool)
+    chosen[order[rank < quota[ranked]]] = True
+    return chosen
+
+
 def at_budget(y: np.ndarray, scores: np.ndarray, ids: np.ndarray, k_percent: float,
               qty: np.ndarray | None = None) -> dict[str, float]:  # fmt: skip
     """precision, recall (and seized-kg share when `qty` is given) of the top k%."""

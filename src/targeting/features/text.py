@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.special import expit
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import SGDClassifier
@@ -39,13 +40,13 @@ class TextScore(FrameTransformer):
         self.alpha = alpha
         self.seed = seed
 
-    def _fit_lr(self, texts: list[str], y: np.ndarray) -> tuple[np.ndarray, float]:
+    def _fit_lr(self, hashed: sparse.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, float]:
         if y.all() or not y.any():
             rate = (y.sum() + 0.5) / (len(y) + 1)
             return np.zeros(self.n_features), float(np.log(rate / (1 - rate)))
         lr = SGDClassifier(loss="log_loss", alpha=self.alpha, class_weight="balanced", max_iter=20, tol=None,
                            random_state=self.seed)  # fmt: skip
-        lr.fit(_vectorizer(self.n_features).transform(texts), y)
+        lr.fit(hashed, y)
         return lr.coef_.ravel().copy(), float(lr.intercept_[0])
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> TextScore:
@@ -57,6 +58,7 @@ class TextScore(FrameTransformer):
             raise ValueError("TextScore needs labels to fit")
         y = np.asarray(y, dtype=bool)
         texts = _texts(X)
+        hashed = _vectorizer(self.n_features).transform(texts)  # once; the blocks are row slices of it
         order = np.argsort(pd.to_datetime(X["filed_at"], utc=True).to_numpy(), kind="stable")
         blocks = np.array_split(order, self.blocks)
         oot = np.zeros(len(X))
@@ -64,9 +66,9 @@ class TextScore(FrameTransformer):
         oot[blocks[0]] = base
         for k in range(1, len(blocks)):
             seen = np.concatenate(blocks[:k])
-            coef, b = self._fit_lr([texts[i] for i in seen], y[seen])
-            oot[blocks[k]] = _vectorizer(self.n_features).transform([texts[i] for i in blocks[k]]) @ coef + b
-        self.coef_, self.intercept_ = self._fit_lr(texts, y)
+            coef, b = self._fit_lr(hashed[seen], y[seen])
+            oot[blocks[k]] = hashed[blocks[k]] @ coef + b
+        self.coef_, self.intercept_ = self._fit_lr(hashed, y)
         self.names_ = ["desc_text_score", "desc_length", "desc_words"]
         return self._frame(X, {"desc_text_score": oot, **self._lengths(texts)})
 

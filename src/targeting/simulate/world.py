@@ -7,6 +7,7 @@ seizure changes (watch-lists, networks). `simulate(config, out)` runs every day 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -114,8 +115,11 @@ class World:
     def step(self, day: int, policy: Policy | None = None) -> DayResult:
         """Generate, select, examine and learn for one day."""
         # internal frames keep Python strings; the contract's string columns are typed once at the end
-        with pd.option_context("future.infer_string", False):
-            res = self._step(day, policy)
+        # (pandas 3 warns that the option goes away in pandas 4; the pin keeps pandas 3)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*future.infer_string.*")
+            with pd.option_context("future.infer_string", False):
+                res = self._step(day, policy)
         return DayResult(_strings(res.declarations, DECLARATIONS), _strings(res.inspections, INSPECTIONS),
                          _strings(res.ground_truth, GROUND_TRUTH))  # fmt: skip
 

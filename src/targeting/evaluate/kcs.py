@@ -1,4 +1,4 @@
-"""Evaluation protocols of evaluation.md as one call each (Protocol A: the public KCS declarations).
+"""Protocol A of evaluation.md: the public KCS declarations, fit on 2020, report on 2021 Q1.
 
 Protocol A: fit on 2020 (early stopping and calibration on its last two months), report on the 2021 Q1
 file. The history store holds every declaration but only the 2020 outcomes, so no 2021 Q1 label

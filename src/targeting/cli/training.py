@@ -1,0 +1,88 @@
+"""The data scientist's commands: train (and register), promote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from targeting.cli.common import (
+    handles_errors,
+    load_tables,
+    out,
+    print_frame,
+    stage_printer,
+)
+
+
+@handles_errors
+def train(
+    declarations: Annotated[Path, typer.Option(help="declarations Parquet (contract)")] = Path(
+        "data/raw/sim-small/declarations.parquet"
+    ),
+    inspections: Annotated[Path, typer.Option(help="inspections Parquet (contract)")] = Path(
+        "data/raw/sim-small/inspections.parquet"
+    ),
+    train_end: Annotated[
+        str, typer.Option(help="end of the training window (exclusive, UTC)")
+    ] = "2023-05-01",
+    valid_end: Annotated[
+        str, typer.Option(help="end of the validation window (exclusive, UTC)")
+    ] = "2023-06-30",
+    train_start: Annotated[str | None, typer.Option(help="start of the training window")] = None,
+    target: Annotated[str, typer.Option(help="hit (DRUG/PRECURSOR) or violation (any finding)")] = "hit",
+    register: Annotated[
+        bool, typer.Option("--register", help="register as `targeting`, alias challenger")
+    ] = False,
+    threads: Annotated[int, typer.Option(help="LightGBM threads")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    propensity_weights: Annotated[
+        bool, typer.Option("--propensity-weights", help="weight rows by 1/propensity")
+    ] = False,
+    extra_numeric: Annotated[
+        str, typer.Option(help="comma-separated extra numeric columns to use as features")
+    ] = "",
+) -> None:
+    """Train on the inspected declarations of a time window, evaluate at budget, log everything to MLflow."""
+    from targeting.features import FeatureConfig
+    from targeting.model import TrainConfig
+    from targeting.splits import time_split
+    from targeting.train import log_run
+    from targeting.train import train as run_training
+
+    say = stage_printer()
+    say("reading tables")
+    data = load_tables(declarations, inspections)
+    split = time_split(train_end, valid_end, train_start)
+    extras = tuple(c for c in extra_numeric.split(",") if c)
+    config = TrainConfig(features=FeatureConfig(extra_numeric=extras, seed=seed), num_threads=threads, seed=seed,
+                         propensity_weights=propensity_weights)  # fmt: skip
+    result = run_training(data, split, config, target, progress=say)
+    params = {"declarations": str(declarations), "inspections": str(inspections), "train_window": str(split.train),
+              "valid_window": str(split.valid), "target": target, "threads": threads, "seed": seed,
+              "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras)}  # fmt: skip
+    logged = log_run(result, data, params, str(declarations.parent), register, progress=say)
+    say("done")
+    print_frame("validation window, inspected rows: precision / recall at budget",
+                 result.budget.round(4))  # fmt: skip
+    m = result.metrics
+    out.print(f"PR-AUC {m['pr_auc']:.4f}  ROC-AUC {m['roc_auc']:.4f}  Brier {m['brier']:.5f}")
+    out.print(
+        f"MLflow run {logged['run_id']}  model {logged['model_uri']}"
+        + (f"  registered targeting v{logged['version']} @challenger" if "version" in logged else "")
+    )
+
+
+@handles_errors
+def promote(
+    force: Annotated[
+        bool, typer.Option("--force", help="move champion even if the challenger is not better")
+    ] = False,
+    metric: Annotated[str, typer.Option(help="holdout metric to compare (higher is better)")] = "pr_auc",
+) -> None:
+    """Compare challenger with champion on the challenger's validation window; move `champion` if better."""
+    from targeting.promote import promote as run
+
+    decision = run(force=force, metric=metric)
+    out.print(decision)
