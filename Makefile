@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export OMP_WAIT_POLICY := passive
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast lint bench clean
+.PHONY: help venv demo test test-fast strip lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,10 +30,13 @@ test: $(STAMP) ## run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## run the tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --ignore=notebooks
+
+strip: $(STAMP) ## remove outputs from the notebooks before committing them
+	$(BIN)/nbstripout notebooks/*.ipynb
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks notebooks
 
 bench: $(STAMP) ## performance benchmarks (prints tables)
 	$(BIN)/python -m benchmarks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-BENCHMARKS = ("simulate",)
+BENCHMARKS = ("simulate", "threads", "train")
 
 
 def main(argv: list[str]) -> None:

@@ -7,6 +7,7 @@ calibration as JSON), so loading a model never unpickles anything (decision 5).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,12 @@ def annotate(declarations: pd.DataFrame, store: HistoryStore) -> pd.DataFrame:
 
 
 def fit(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
-        config: TrainConfig, w_train: np.ndarray | None = None) -> TargetingModel:  # fmt: skip
+        config: TrainConfig, w_train: np.ndarray | None = None,
+        progress: Callable[[str], None] | None = None) -> TargetingModel:  # fmt: skip
     """Fit features on the training rows, LightGBM with early stopping on the validation rows, then
     Platt calibration on the validation rows' raw scores."""
+    say = progress or (lambda _s: None)
+    say("features")
     union = build_features(config.features)
     x_train = union.fit_transform(train, y_train)
     x_valid = union.transform(valid)
@@ -121,6 +125,7 @@ def fit(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: 
         weights = np.where(y_train, weights * (weights[~y_train].sum() / pos), weights)
     params = {**DEFAULT_PARAMS, "seed": config.seed, "num_threads": config.num_threads, **config.params}
     cats = categorical_names(union)
+    say("fit")
     d_train = lgb.Dataset(x_train.to_numpy(np.float32), y_train.astype(int), weight=weights, feature_name=names,
                           categorical_feature=cats, free_raw_data=False)  # fmt: skip
     d_valid = lgb.Dataset(x_valid.to_numpy(np.float32), y_valid.astype(int), reference=d_train)

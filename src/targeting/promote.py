@@ -43,6 +43,10 @@ def model_metric(model_uri: str, annotated: Any, y: np.ndarray, metric: str) -> 
     return float(ranking(y, model.predict_annotated(annotated))[metric])
 
 
+#: run parameters that locate the holdout (written by `targeting train`)
+HOLDOUT_PARAMS = ("declarations", "inspections", "valid_window")
+
+
 def promote(force: bool = False, metric: str = "pr_auc") -> str:
     """Evaluate challenger and champion on the challenger's validation window; log; maybe move the alias."""
     import mlflow
@@ -61,6 +65,10 @@ def promote(force: bool = False, metric: str = "pr_auc") -> str:
         )
     champion = _version(client, "champion")
     params = client.get_run(challenger.run_id).data.params
+    missing = [k for k in HOLDOUT_PARAMS if k not in params]
+    if missing:
+        raise ModelNotFoundError(f"the challenger's run {challenger.run_id} has no {', '.join(missing)} parameter(s): "
+                                 "log it with the training data's paths (as `targeting train` does)")  # fmt: skip
     start, end = params["valid_window"].strip("[)").split(", ")
     window = Window(utc(start), utc(end))
     decl, insp = read_parquet(params["declarations"]), read_parquet(params["inspections"])

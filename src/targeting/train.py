@@ -76,8 +76,7 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
     weights = None
     if config.propensity_weights:
         weights = 1.0 / a_train["selection_propensity"].fillna(1.0).clip(lower=0.01).to_numpy()
-    say("features and fit")
-    model = fit(a_train, y_train, a_valid, y_valid, config, weights)
+    model = fit(a_train, y_train, a_valid, y_valid, config, weights, progress=say)
     model.meta.update(
         {"target": target.value, "train_window": str(split.train), "valid_window": str(split.valid)}
     )
@@ -107,6 +106,7 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
     """Log params, metrics, tables, plots, datasets and the pyfunc model; optionally register it."""
     import warnings
 
+    import matplotlib.pyplot as plt
     import mlflow
     from mlflow.models import infer_signature
 
@@ -131,9 +131,15 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
         # lineage: the source path plus a sample's schema and digest (object dtype: MLflow's digest code
         # cannot compare pandas 3 string columns)
         sample = decl.head(1000).astype("object")
-        mlflow.log_input(mlflow.data.from_pandas(sample, name="declarations", source=params.get("declarations", "")),
-                         context="training")  # fmt: skip
-        mlflow.log_figure(_shap_summary(result), "evaluation/shap_summary.png")
+        with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways" (both local)
+            warnings.filterwarnings("ignore", message=".*dataset source can be interpreted.*")
+            dataset = mlflow.data.from_pandas(sample, name="declarations", source=params.get("declarations", ""))
+        mlflow.log_input(dataset, context="training")
+        say("SHAP summary")
+        figure = _shap_summary(result)
+        mlflow.log_figure(figure, "evaluation/shap_summary.png")
+        plt.close(figure)
+        say("logging the model")
         with tempfile.TemporaryDirectory() as tmp:
             folder = result.model.save(Path(tmp) / "model")
             example = request_rows(decl.head(3))
@@ -165,10 +171,7 @@ def register_challenger(model_uri: str) -> str:
 
 def _shap_summary(result: TrainResult):
     """Beeswarm of exact TreeSHAP values (LightGBM pred_contrib) on up to 2,000 validation rows."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # headless: matplotlib falls back to Agg by itself
     import shap
 
     sample = result.valid_matrix
