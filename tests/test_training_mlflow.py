@@ -102,3 +102,33 @@ def test_mlproject_train_defaults_match_the_cli() -> None:
         cli_default = defaults[name]
         cli_default = getattr(cli_default, "default", cli_default)
         assert str(param["default"]).removesuffix(".0") == str(cli_default), name
+
+
+def test_search_tunes_on_the_training_window_and_logs_the_trials(project) -> None:
+    import mlflow
+
+    _, run = project
+    result = CliRunner().invoke(app, ["train", "--declarations", str(run / "declarations.parquet"),
+                                      "--inspections", str(run / "inspections.parquet"), "--train-end", "2023-01-10",
+                                      "--valid-end", "2023-01-15", "--search", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "search: best tuning PR-AUC" in result.output
+    last = mlflow.search_runs(order_by=["attributes.start_time DESC"], max_results=1).iloc[0]
+    assert last["params.search_trials"] == "3"
+    trials = mlflow.load_table("search/trials.json", run_ids=[last["run_id"]])
+    assert len(trials) == 3 and trials["value"].between(0, 1).all()
+    # the booster was fitted with the best trial's parameters
+    best = trials.loc[trials["value"].idxmax()]
+    assert last["params.searched_num_leaves"] == str(int(best["params_num_leaves"]))
+
+
+def test_search_refuses_a_training_window_without_enough_positives() -> None:
+    from targeting.errors import ConfigError
+    from targeting.model import TrainConfig
+    from targeting.search import search
+
+    rows = pd.DataFrame({"filed_at": pd.date_range("2024-01-01", periods=100, freq="h", tz="UTC")})
+    y = np.zeros(100, bool)
+    y[:10] = True  # all positives in the fitting part, none in the tuning tail
+    with pytest.raises(ConfigError, match="--search needs >= 5 positives"):
+        search(rows, y, TrainConfig(), n_trials=2)

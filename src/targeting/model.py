@@ -52,6 +52,8 @@ class TrainConfig:
     #: weight each inspected row by 1 / its selection propensity (decision 3)
     propensity_weights: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    #: Optuna trials before the fit (0 = use DEFAULT_PARAMS + params); see search.py
+    search_trials: int = 0
 
 
 @dataclass
@@ -118,27 +120,40 @@ def fit(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: 
     union = build_features(config.features)
     x_train = union.fit_transform(train, y_train)
     x_valid = union.transform(valid)
-    names = list(x_train.columns)
-    weights = np.ones(len(y_train)) if w_train is None else np.asarray(w_train, dtype=float)
-    if config.balance_classes and y_train.any():
-        pos = weights[y_train].sum()
-        weights = np.where(y_train, weights * (weights[~y_train].sum() / pos), weights)
-    params = {**DEFAULT_PARAMS, "seed": config.seed, "num_threads": config.num_threads, **config.params}
     cats = categorical_names(union)
     say("fit")
-    d_train = lgb.Dataset(x_train.to_numpy(np.float32), y_train.astype(int), weight=weights, feature_name=names,
-                          categorical_feature=cats, free_raw_data=False)  # fmt: skip
-    d_valid = lgb.Dataset(x_valid.to_numpy(np.float32), y_valid.astype(int), reference=d_train)
-    callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if y_valid.any() else []
+    booster = fit_booster(x_train, y_train, x_valid, y_valid, config, cats, w_train)
+    raw_valid = booster.predict(x_valid.to_numpy(np.float32), raw_score=True, num_threads=config.num_threads)
+    calibration = platt(raw_valid, y_valid)
+    meta = {"num_threads": config.num_threads, "best_iteration": int(booster.current_iteration()),
+            "lgb_params": dict(config.params),
+            "categorical_features": cats, "feature_config": _jsonable(config.features)}  # fmt: skip
+    return TargetingModel(union, booster, calibration, meta)
+
+
+def class_weights(y: np.ndarray, weights: np.ndarray | None, balance: bool) -> np.ndarray:
+    """Row weights; with `balance`, positives are scaled so both classes carry the same total weight."""
+    y = np.asarray(y, dtype=bool)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    if balance and y.any():
+        w = np.where(y, w * (w[~y].sum() / w[y].sum()), w)
+    return w
+
+
+def fit_booster(x_train: pd.DataFrame, y_train: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray,
+                config: TrainConfig, categorical: list[str], w_train: np.ndarray | None = None) -> lgb.Booster:  # fmt: skip
+    """LightGBM on feature matrices, early-stopped on the validation rows, cut at the best iteration."""
+    params = {**DEFAULT_PARAMS, "seed": config.seed, "num_threads": config.num_threads, **config.params}
+    weights = class_weights(y_train, w_train, config.balance_classes)
+    d_train = lgb.Dataset(x_train.to_numpy(np.float32), np.asarray(y_train).astype(int), weight=weights,
+                          feature_name=list(x_train.columns), categorical_feature=categorical, free_raw_data=False)  # fmt: skip
+    d_valid = lgb.Dataset(x_valid.to_numpy(np.float32), np.asarray(y_valid).astype(int), reference=d_train)
+    callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if np.any(y_valid) else []
     booster = lgb.train(params, d_train, num_boost_round=config.num_boost_round, valid_sets=[d_valid],
                         callbacks=callbacks)  # fmt: skip
     if booster.best_iteration > 0:
         booster = booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
-    raw_valid = booster.predict(x_valid.to_numpy(np.float32), raw_score=True, num_threads=config.num_threads)
-    calibration = platt(raw_valid, y_valid)
-    meta = {"num_threads": config.num_threads, "best_iteration": int(booster.current_iteration()),
-            "categorical_features": cats, "feature_config": _jsonable(config.features)}  # fmt: skip
-    return TargetingModel(union, booster, calibration, meta)
+    return booster
 
 
 def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from targeting.history import HistoryStore
 from targeting.labels import labels, parse_target
 from targeting.metrics import budget_table, ranking, reliability
 from targeting.model import TargetingModel, TrainConfig, annotate, fit
+from targeting.search import SearchResult, search
 from targeting.splits import TimeSplit
 
 Progress = Callable[[str], None]
@@ -44,6 +45,7 @@ class TrainResult:
     n_train: int
     n_valid: int
     valid_matrix: pd.DataFrame  # up to 2,000 validation rows as the model sees them (for SHAP plots)
+    search: SearchResult | None = None
 
 
 def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
@@ -76,6 +78,11 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
     weights = None
     if config.propensity_weights:
         weights = 1.0 / a_train["selection_propensity"].fillna(1.0).clip(lower=0.01).to_numpy()
+    found = None
+    if config.search_trials > 0:
+        say(f"hyperparameter search ({config.search_trials} trials on the training window's last quarter)")
+        found = search(a_train, y_train, config, config.search_trials, weights=weights)
+        config = replace(config, params={**config.params, **found.best_params})
     model = fit(a_train, y_train, a_valid, y_valid, config, weights, progress=say)
     model.meta.update(
         {"target": target.value, "train_window": str(split.train), "valid_window": str(split.valid)}
@@ -95,7 +102,7 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
                         "splits": model.booster.feature_importance("split")}).sort_values("gain", ascending=False)  # fmt: skip
     sample = model.matrix(a_valid.sample(min(2000, len(a_valid)), random_state=config.seed))
     return TrainResult(model, scores, metrics, budget, reliability(y_valid, score), imp, len(a_train), len(a_valid),
-                       sample)  # fmt: skip
+                       sample, found)  # fmt: skip
 
 
 # ---- MLflow --------------------------------------------------------------------------------------
@@ -127,13 +134,19 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
         mlflow.log_table(result.budget, "evaluation/budget_table.json")
         mlflow.log_table(result.calibration, "evaluation/calibration.json")
         mlflow.log_table(result.importance, "evaluation/feature_importance.json")
+        if result.search is not None:
+            mlflow.log_params({f"searched_{k}": v for k, v in result.search.best_params.items()})
+            mlflow.log_metric("search_best_tuning_pr_auc", result.search.best_value)
+            mlflow.log_table(result.search.trials, "search/trials.json")
         decl = data.declarations
         # lineage: the source path plus a sample's schema and digest (object dtype: MLflow's digest code
         # cannot compare pandas 3 string columns)
         sample = decl.head(1000).astype("object")
         with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways" (both local)
             warnings.filterwarnings("ignore", message=".*dataset source can be interpreted.*")
-            dataset = mlflow.data.from_pandas(sample, name="declarations", source=params.get("declarations", ""))
+            dataset = mlflow.data.from_pandas(
+                sample, name="declarations", source=params.get("declarations", "")
+            )
         mlflow.log_input(dataset, context="training")
         say("SHAP summary")
         figure = _shap_summary(result)

@@ -25,7 +25,9 @@ F = TypeVar("F", bound=Callable[..., object])
 def _setup_environment() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars for 3-file downloads are noise
+    os.environ.setdefault(
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"
+    )  # bars for 3-file downloads are noise
 
 
 def handles_errors(fn: F) -> F:

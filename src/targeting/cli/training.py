@@ -43,9 +43,18 @@ def train(
     extra_numeric: Annotated[
         str, typer.Option(help="comma-separated extra numeric columns to use as features")
     ] = "",
+    extra_categorical: Annotated[
+        str,
+        typer.Option(help="comma-separated extra categorical columns (codes from the training vocabulary)"),
+    ] = "",
+    search: Annotated[
+        int,
+        typer.Option(help="Optuna trials to tune LightGBM on the training window's last quarter (0 = off)"),
+    ] = 0,
 ) -> None:
     """Train on the inspected declarations of a time window, evaluate at budget, log everything to MLflow."""
     from targeting.features import FeatureConfig
+    from targeting.features.categorical import DEFAULT_COLUMNS
     from targeting.model import TrainConfig
     from targeting.splits import time_split
     from targeting.train import log_run
@@ -56,18 +65,27 @@ def train(
     data = load_tables(declarations, inspections)
     split = time_split(train_end, valid_end, train_start)
     extras = tuple(c for c in extra_numeric.split(",") if c)
-    config = TrainConfig(features=FeatureConfig(extra_numeric=extras, seed=seed), num_threads=threads, seed=seed,
-                         propensity_weights=propensity_weights)  # fmt: skip
+    extra_cats = tuple(c for c in extra_categorical.split(",") if c)
+    features = FeatureConfig(categorical=(*DEFAULT_COLUMNS, *extra_cats), extra_numeric=extras, seed=seed)
+    config = TrainConfig(features=features, num_threads=threads, seed=seed, propensity_weights=propensity_weights,
+                         search_trials=search)  # fmt: skip
     result = run_training(data, split, config, target, progress=say)
     params = {"declarations": str(declarations), "inspections": str(inspections), "train_window": str(split.train),
               "valid_window": str(split.valid), "target": target, "threads": threads, "seed": seed,
-              "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras)}  # fmt: skip
+              "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras),
+              "extra_categorical": ",".join(extra_cats), "search_trials": search}  # fmt: skip
     logged = log_run(result, data, params, str(declarations.parent), register, progress=say)
     say("done")
     print_frame("validation window, inspected rows: precision / recall at budget",
                  result.budget.round(4))  # fmt: skip
     m = result.metrics
     out.print(f"PR-AUC {m['pr_auc']:.4f}  ROC-AUC {m['roc_auc']:.4f}  Brier {m['brier']:.5f}")
+    if result.search is not None:
+        best = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in result.search.best_params.items()
+        )
+        out.print(f"search: best tuning PR-AUC {result.search.best_value:.4f} with {best}")
     out.print(
         f"MLflow run {logged['run_id']}  model {logged['model_uri']}"
         + (f"  registered targeting v{logged['version']} @challenger" if "version" in logged else "")
