@@ -44,7 +44,8 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     num_boost_round: int = 400
     early_stopping_rounds: int = 40
-    #: LightGBM threads; 1 by default: on a busy 2-core machine 2 threads were slower (benchmarks/)
+    #: LightGBM threads. 1: `python -m benchmarks threads` measured no gain from 2 threads for the fit
+    #: (0.96x idle, 1.04x with the other core busy); prediction does gain (1.8x idle, 1.2x busy)
     num_threads: int = 1
     seed: int = 7
     #: weight positives so both classes carry equal total weight (the hits are rare)

@@ -59,6 +59,16 @@ def coerce_declarations(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def history_columns(folder: Path) -> list[str]:
+    """The columns of the history folder's declarations that the store uses (the rest is not read)."""
+    import pyarrow.parquet as pq
+
+    from targeting.history import HISTORY_COLUMNS
+
+    present = set(pq.read_schema(folder / "declarations.parquet").names)
+    return [c for c in HISTORY_COLUMNS if c in present]
+
+
 class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         from targeting.model import TargetingModel
@@ -76,7 +86,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
             folder = Path(self.history_dir) if self.history_dir else None
             decl, insp = DECLARATIONS.empty_frame(), INSPECTIONS.empty_frame()
             if folder is not None and (folder / "declarations.parquet").exists():
-                decl = read_parquet(folder / "declarations.parquet")
+                decl = read_parquet(folder / "declarations.parquet", columns=history_columns(folder))
                 if (folder / "inspections.parquet").exists():
                     insp = read_parquet(folder / "inspections.parquet")
             self._store = HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit"))
