@@ -32,7 +32,9 @@ PARTY_KEYS: dict[str, str] = {
     "email": "consignee_email_hash",
     "address": "consignee_addr_hash",
 }
-ROUTE_KEYS: dict[str, str] = {"origin": "origin_country", "load": "load_loc", "discharge": "discharge_loc"}
+#: route keys: the transit key is the whole chain of transit ports as declared ("PABLB;MXZLO")
+ROUTE_KEYS: dict[str, str] = {"origin": "origin_country", "load": "load_loc", "transit": "transit_locs",
+                              "discharge": "discharge_loc"}  # fmt: skip
 WINDOW_DAYS = 30
 _NS_PER_S = 1_000_000_000
 _SPAN = 10_000_000_000  # > any epoch second we will meet: composite key = code * _SPAN + second

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
-from targeting.io import read_raw, write_tables
-from targeting.schema import DECLARATIONS, table
+from targeting.errors import InputFileError, ModelNotFoundError
+from targeting.io import read_raw, write_json, write_tables
+from targeting.schema import DECLARATION_ID, DECLARATIONS, REJECT_REASON, SCORES, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, validate_frame
 
 
@@ -43,3 +50,108 @@ def import_kcs_file(path: Path, out_dir: Path, config: KcsConfig = KcsConfig()) 
         }
     )
     return result
+
+
+# ---- the daily batch ----------------------------------------------------------------------------
+
+
+@dataclass
+class Manifests:
+    """Today's declarations from one or more files: the valid rows and every rejected row."""
+
+    valid: pd.DataFrame
+    rejects: pd.DataFrame  # the row as read + source_file, source_row, reject_reason
+    n_read: int
+
+
+def read_manifests(paths: list[Path]) -> Manifests:
+    """Validate each file (file-level problems raise before anything is written); a declaration id that
+    an earlier file already holds is rejected as a duplicate."""
+    valid, rejects, n_read, seen = [], [], 0, {}
+    for path in paths:
+        result = validate_frame(read_raw(path), DECLARATIONS)
+        n_read += result.n_read
+        rej = result.rejects.copy()
+        rej.insert(0, "source_file", str(path))
+        ids = result.valid[DECLARATION_ID].astype(str)
+        dup = ids.map(seen).notna().to_numpy() | ids.duplicated().to_numpy()
+        if dup.any():
+            positions = result.valid_pos[dup]
+            extra = result.raw.iloc[positions].copy()
+            extra.insert(0, SOURCE_ROW, positions + 1)
+            extra.insert(0, "source_file", str(path))
+            extra[REJECT_REASON] = [
+                f"{DECLARATION_ID}: duplicate of a row in {seen.get(i, path)}" for i in ids[dup]
+            ]
+            rej = pd.concat([rej, extra.reset_index(drop=True)], ignore_index=True)
+        seen.update(dict.fromkeys(ids[~dup], str(path)))
+        valid.append(result.valid[~dup])
+        rejects.append(rej)
+    frame = pd.concat(valid, ignore_index=True)
+    return Manifests(frame, pd.concat(rejects, ignore_index=True), n_read)
+
+
+def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
+    """The logged pyfunc (loaded without unpickling) and the model URI resolved to a version."""
+    import os
+
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from targeting import tracking
+
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    tracking.setup()
+    resolved = model_uri
+    try:
+        m = re.fullmatch(r"models:/([^/@]+)@(.+)", model_uri)
+        if m:
+            resolved = (
+                f"models:/{m.group(1)}/{MlflowClient().get_model_version_by_alias(*m.groups()).version}"
+            )
+        pyfunc = mlflow.pyfunc.load_model(resolved)
+    except MlflowException as exc:
+        raise ModelNotFoundError(f"--model {model_uri}: {str(exc).splitlines()[0]}") from None
+    scorer = pyfunc.unwrap_python_model()
+    if history is not None:
+        if not (Path(history) / "declarations.parquet").exists():
+            raise InputFileError(f"--history {history}: no declarations.parquet (a folder with past declarations "
+                                 "and inspections, as the simulator and the adapters write them)")  # fmt: skip
+        scorer.use_history(history)
+    return scorer, resolved
+
+
+def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
+                explore: float, seed: int = 0, progress: Callable[[str], None] | None = None) -> Any:  # fmt: skip
+    """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
+    from targeting.score import score_batch
+
+    say = progress or (lambda _s: None)
+    say(f"reading and validating {len(paths)} manifest(s)")
+    manifests = read_manifests(paths)
+    say("loading the model")
+    scorer, resolved = load_scorer(model_uri, history)
+    if len(manifests.valid):
+        result = score_batch(manifests.valid, scorer, resolved, budgets, explore, seed, progress=say)
+    else:
+        from targeting.score import ScoreResult, summarise
+
+        empty = SCORES.empty_frame().assign(selection_propensity=pd.Series(dtype=float))
+        result = ScoreResult(empty, pd.DataFrame(columns=["declaration_id", "group", "label", "contribution", "sentence"]),
+                             float("nan"), pd.DataFrame(columns=["column", "psi", "warning"]))  # fmt: skip
+        result.summary = summarise(empty, budgets, explore, result.drift)
+    if len(result.scores) + len(manifests.rejects) != manifests.n_read:
+        raise AssertionError("row accounting broken: scores + rejects != rows read")
+    result.summary.update({"model_uri": resolved, "manifests": [str(p) for p in paths], "rows_read": manifests.n_read,
+                           "rejected": len(manifests.rejects), "history": str(scorer.history_dir),
+                           "shap_expected_value": result.expected_value})  # fmt: skip
+    chosen = set(result.scores.loc[result.scores["decision"] != "RELEASE", "declaration_id"])
+    selected = manifests.valid[manifests.valid[DECLARATION_ID].astype(str).isin(chosen)]
+    say("writing outputs")
+    write_tables({out_dir / "scores.parquet": result.scores, out_dir / "scores.csv": result.scores,
+                  out_dir / "rejects.parquet": manifests.rejects, out_dir / "rejects.csv": manifests.rejects,
+                  out_dir / "explanations.parquet": result.explanations, out_dir / "drift.csv": result.drift,
+                  out_dir / "selected.parquet": selected})  # fmt: skip
+    write_json(result.summary, out_dir / "summary.json")
+    return result, manifests

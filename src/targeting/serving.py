@@ -9,6 +9,7 @@ the model config's `history_dir` (a folder with `declarations.parquet` and `insp
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,14 @@ def history_columns(folder: Path) -> list[str]:
     return [c for c in HISTORY_COLUMNS if c in present]
 
 
+@dataclass
+class Scored:
+    annotated: pd.DataFrame  # the rows with their as-of history counts
+    matrix: pd.DataFrame  # the model's features
+    raw: np.ndarray  # log-odds (what TreeSHAP contributions add up to)
+    risk_score: np.ndarray  # calibrated probability
+
+
 class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         from targeting.model import TargetingModel
@@ -78,7 +87,11 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         self.history_dir = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
         self._store = None
 
-    def _history(self):
+    def use_history(self, folder: str | Path) -> None:
+        """Answer as-of questions from this history folder instead of the configured one."""
+        self.history_dir, self._store = str(folder), None
+
+    def history(self):
         from targeting.history import HistoryStore
         from targeting.io import read_parquet
 
@@ -92,11 +105,21 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
             self._store = HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit"))
         return self._store
 
+    def score_rows(self, rows: pd.DataFrame) -> Scored:
+        """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores.
+        The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
+        from targeting.model import annotate
+
+        annotated = annotate(rows, self.history())
+        matrix = self.model.matrix(annotated)
+        raw = self.model.raw_score(matrix)
+        return Scored(annotated, matrix, raw, self.model.probability(raw))
+
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         rows = coerce_declarations(pd.DataFrame(model_input)).reset_index(drop=True)
-        score = self.model.predict(rows, self._history())
+        score = self.score_rows(rows).risk_score
         rank = pd.Series(score).rank(ascending=False, method="first").astype(np.int64).to_numpy()
         return pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
                              "risk_score": score, "risk_rank": rank})  # fmt: skip

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from targeting.config import Target
+from targeting.drift import profile
 from targeting.errors import InputFileError
 from targeting.history import HistoryStore
 from targeting.labels import labels, parse_target
@@ -26,6 +27,8 @@ from targeting.search import SearchResult, search
 from targeting.splits import TimeSplit
 
 Progress = Callable[[str], None]
+#: training-window declarations profiled as the drift reference (drift.py)
+REFERENCE_ROWS = 20_000
 
 
 @dataclass
@@ -71,8 +74,17 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
             raise InputFileError(f"no inspected declarations in the {name} window")
     if not train_rows["label"].any():
         raise InputFileError(f"no positive labels ({target.value}) in the training window {split.train}")
-    annotated = annotate(pd.concat([train_rows, valid_rows]), store)
-    a_train, a_valid = annotated.iloc[: len(train_rows)], annotated.iloc[len(train_rows) :]
+    # a sample of every declaration of the training window (not only the inspected ones) is the drift
+    # reference that scoring compares its batches with; annotated in the same as-of pass
+    window = data.declarations[split.train.mask(data.declarations["filed_at"])]
+    sample = window.sample(min(REFERENCE_ROWS, len(window)), random_state=config.seed)
+    annotated = annotate(pd.concat([train_rows, valid_rows, sample], ignore_index=True), store)
+    n_tr, n_va = len(train_rows), len(valid_rows)
+    a_train, a_valid, a_ref = (
+        annotated.iloc[:n_tr],
+        annotated.iloc[n_tr : n_tr + n_va],
+        annotated.iloc[n_tr + n_va :],
+    )
     y_train = a_train["label"].to_numpy(dtype=bool)
     y_valid = a_valid["label"].to_numpy(dtype=bool)
     weights = None
@@ -88,6 +100,9 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
         {"target": target.value, "train_window": str(split.train), "valid_window": str(split.valid)}
     )
     say("evaluation")
+    ref_matrix = model.matrix(a_ref)
+    ref_scores = model.probability(model.raw_score(ref_matrix))
+    model.meta["reference"] = profile(ref_matrix, ref_scores, model.meta["categorical_features"])
     score = model.predict_annotated(a_valid)
     scores = pd.DataFrame({"declaration_id": a_valid["declaration_id"].to_numpy(), "mode": a_valid["mode"].to_numpy(),
                            "label": y_valid, "risk_score": score})  # fmt: skip

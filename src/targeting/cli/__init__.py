@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from targeting.cli import data, evaluate, training
+from targeting.cli import daily, data, evaluate, training
 
 app = typer.Typer(
     name="targeting",
@@ -22,6 +22,7 @@ app.command()(data.simulate)
 app.command("world-stats")(data.world_stats)
 app.command()(training.train)
 app.command()(training.promote)
+app.command()(daily.score)
 
 evaluate_app = typer.Typer(help="Evaluation protocols of evaluation.md (print a table, log to MLflow).",
                            no_args_is_help=True)  # fmt: skip

@@ -1,0 +1,67 @@
+"""The daily batch: `targeting score` (and `targeting report` to redraw a run's report)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from targeting.cli.common import console, handles_errors, out, print_frame, stage_printer
+
+
+@handles_errors
+def score(
+    manifests: Annotated[
+        list[Path], typer.Argument(help="today's declarations (CSV or Parquet), one or more files")
+    ],
+    model: Annotated[str, typer.Option(help="MLflow model URI")] = "models:/targeting@champion",
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            help="folder with past declarations.parquet + inspections.parquet (default: the model's)"
+        ),
+    ] = None,
+    budget: Annotated[str, typer.Option(help="per-mode capacity, % of the mode's rows or a count")] = (
+        "SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%"
+    ),
+    explore: Annotated[str, typer.Option(help="share of each budget drawn at random (exploration)")] = "10%",
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="output folder (default data/processed/<UTC date>)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="seed of the exploration draw")] = 0,
+    report: Annotated[bool, typer.Option(help="write report.html (the officers' review report)")] = True,
+) -> None:
+    """Score today's manifests: validate (bad rows to rejects), rank, decide INSPECT / EXPLORE / RELEASE per
+    mode within its budget, explain the selected rows, write scores + rejects, log the run to MLflow."""
+    import pandas as pd
+
+    from targeting.pipeline import score_files
+    from targeting.score import log_scoring_run, parse_budgets, parse_share
+
+    budgets, share = parse_budgets(budget), parse_share(explore)
+    out_dir = out_dir or Path("data/processed") / pd.Timestamp.now(tz="UTC").date().isoformat()
+    say = stage_printer()
+    result, _ = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say)
+    if report:
+        from targeting.report import write_report
+
+        say("writing the review report")
+        write_report(out_dir)
+    say("logging to MLflow")
+    params = {"model": model, "model_uri": result.summary["model_uri"], "manifests": ",".join(result.summary["manifests"]),
+              "budget": budget, "explore": explore, "seed": seed, "out": str(out_dir.resolve())}  # fmt: skip
+    run_id = log_scoring_run(result, params, out_dir)
+    say("done")
+    s = result.summary
+    print_frame(f"{s['declarations']:,} declarations scored, {s['rejected']:,} rejected (of {s['rows_read']:,} read) "
+                f"with {s['model_uri']}", pd.DataFrame(s["per_mode"]).round(3))  # fmt: skip
+    for w in s["drift_warnings"]:
+        console.print(
+            f"[bold yellow]drift warning:[/] {w['column']} PSI {w['psi']:.2f} (> 0.2) vs the training window"
+        )
+    out.print(
+        f"wrote {out_dir}/scores.parquet|csv, rejects.parquet|csv, explanations.parquet, summary.json"
+        + (", report.html" if report else "")
+        + f"; MLflow run {run_id}"
+    )

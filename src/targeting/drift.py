@@ -1,0 +1,83 @@
+"""Input and score drift as the population stability index (PSI) against the training window.
+
+At training time a reference profile is kept with the model (JSON): for every feature and for the
+score, ten quantile bins of a sample of the training window's declarations (all of them, not only the
+inspected ones, since scoring sees all of them), or the most frequent codes for a categorical
+feature; missing values are a bin of their own. At scoring time the batch is binned the same way.
+PSI = sum((batch share - reference share) * ln(batch share / reference share)); above 0.2 is the usual
+warning level.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PSI_WARNING = 0.2
+SCORE = "risk_score"
+_EPS = 1e-4  # share floor so an empty bin does not make PSI infinite
+_TOP_CODES = 20
+
+
+def _edges(x: np.ndarray, bins: int) -> list[float]:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return []
+    return sorted(set(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]).round(9).tolist()))
+
+
+def _shares(x: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Shares per bin: [missing, bin 0, bin 1, ...] for numbers; [missing, code..., other] for codes."""
+    x = np.asarray(x, dtype=float)
+    missing = ~np.isfinite(x)
+    if spec["kind"] == "codes":
+        codes = np.asarray(spec["codes"], dtype=float)
+        idx = np.where(missing, 0, 1 + len(codes))  # default: "other"
+        for i, c in enumerate(codes):
+            idx[(x == c) & ~missing] = 1 + i
+        n_bins = 2 + len(codes)
+    else:
+        idx = np.where(missing, 0, 1 + np.searchsorted(np.asarray(spec["edges"]), x, side="right"))
+        n_bins = 2 + len(spec["edges"])
+    counts = np.bincount(idx, minlength=n_bins).astype(float)
+    return counts / max(1.0, counts.sum())
+
+
+def profile(
+    matrix: pd.DataFrame, scores: np.ndarray, categorical: list[str], bins: int = 10
+) -> dict[str, Any]:
+    """The reference: a bin spec and shares per feature and for the score (JSON-able)."""
+    out: dict[str, Any] = {"n": len(matrix), "columns": {}}
+    columns = {
+        **{c: matrix[c].to_numpy(dtype=float) for c in matrix.columns},
+        SCORE: np.asarray(scores, float),
+    }
+    for name, x in columns.items():
+        if name in categorical:
+            values, counts = np.unique(x[np.isfinite(x)], return_counts=True)
+            spec = {"kind": "codes", "codes": values[np.argsort(-counts)][:_TOP_CODES].tolist()}
+        else:
+            spec = {"kind": "quantiles", "edges": _edges(x, bins)}
+        spec["shares"] = _shares(x, spec).round(6).tolist()
+        out["columns"][name] = spec
+    return out
+
+
+def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """PSI per feature (and `risk_score`) of a batch against the reference, largest first."""
+    rows = []
+    for name, spec in reference["columns"].items():
+        if name == SCORE:
+            x = np.asarray(scores, float)
+        elif name in matrix:
+            x = matrix[name].to_numpy(dtype=float)
+        else:
+            continue
+        expected = np.maximum(np.asarray(spec["shares"]), _EPS)
+        actual = np.maximum(_shares(x, spec), _EPS)
+        rows.append({"column": name, "psi": float(np.sum((actual - expected) * np.log(actual / expected)))})
+    frame = pd.DataFrame(rows, columns=["column", "psi"]).sort_values("psi", ascending=False, kind="stable")
+    frame["warning"] = frame["psi"] > PSI_WARNING
+    return frame.reset_index(drop=True)

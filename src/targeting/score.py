@@ -1,0 +1,204 @@
+"""The daily batch: validate today's manifests, score them with the logged model, decide within each
+mode's budget (keeping an exploration share), explain the selected rows, and account for every row.
+
+Decisions per mode, with N declarations and a capacity of k inspections (a % of N or a count):
+- `INSPECT`: the top k - e by risk (ties by `declaration_id`, as in evaluation.md);
+- `EXPLORE`: e rows drawn uniformly at random from the rest, e = k x explore share, rounded at random
+  (up with probability equal to the fraction) so that its expectation is exact even for small modes;
+- `RELEASE`: everything else.
+`selection_propensity` records each row's probability of selection under this policy (1 for INSPECT,
+E[e] / |rest| for every other row), so that outcomes of explored rows can be re-weighted (decision 3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from targeting.errors import ConfigError
+from targeting.metrics import n_selected
+from targeting.schema import MODES, N_REASONS, SCORES
+
+DEFAULT_BUDGETS = "SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%"
+DEFAULT_EXPLORE = "10%"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A mode's daily inspection capacity: a percentage of its declarations or a count."""
+
+    value: float
+    percent: bool
+
+    def capacity(self, n: int) -> int:
+        if self.value <= 0 or n == 0:
+            return 0
+        return n_selected(self.value, n) if self.percent else min(int(self.value), n)
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.percent else f"{int(self.value)}"
+
+
+def parse_budgets(text: str) -> dict[str, Budget]:
+    """`SEA=2%,AIR=1%,POST=300` -> per-mode budgets; one clear error for a bad part."""
+    out: dict[str, Budget] = {}
+    for part in [p.strip() for p in text.split(",") if p.strip()]:
+        m = re.fullmatch(r"([A-Za-z]+)\s*=\s*([0-9]*\.?[0-9]+)\s*(%?)", part)
+        if not m:
+            raise ConfigError(f"--budget: {part!r} is not MODE=PERCENT% or MODE=COUNT (e.g. SEA=2%,POST=300)")
+        mode, value, pct = m.group(1).upper(), float(m.group(2)), m.group(3) == "%"
+        if mode not in MODES:
+            raise ConfigError(f"--budget: unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        if pct and value > 100:
+            raise ConfigError(f"--budget: {part!r} is more than 100 %")
+        if not pct and value != int(value):
+            raise ConfigError(f"--budget: {part!r}: a count must be a whole number")
+        out[mode] = Budget(value, pct)
+    if not out:
+        raise ConfigError("--budget: no budget given (e.g. SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%)")
+    return out
+
+
+def parse_share(text: str) -> float:
+    """`10%` or `0.1` -> 0.1."""
+    raw = text.strip()
+    try:
+        value = float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        raise ConfigError(f"--explore: {text!r} is not a share such as 10% or 0.1") from None
+    if not 0 <= value <= 1:
+        raise ConfigError(f"--explore: {text!r} must be between 0 and 100 %")
+    return value
+
+
+def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
+           rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
+    """`decision` and `selection_propensity` for rows with declaration_id, mode, risk_score (index kept)."""
+    decision = pd.Series("RELEASE", index=frame.index, dtype=object)
+    propensity = pd.Series(0.0, index=frame.index)
+    for mode in sorted(frame["mode"].astype(str).unique()):
+        part = frame[frame["mode"].astype(str) == mode]
+        k = budgets[mode].capacity(len(part)) if mode in budgets else 0
+        expected_explore = k * explore
+        e = int(np.floor(expected_explore + rng.random())) if k else 0
+        order = np.lexsort((part["declaration_id"].astype(str).to_numpy(), -part["risk_score"].to_numpy()))
+        top, rest = part.index[order[: k - e]], part.index[order[k - e :]]
+        decision[top] = "INSPECT"
+        propensity[top] = 1.0
+        if len(rest):
+            picked = rest[rng.choice(len(rest), size=min(e, len(rest)), replace=False)] if e else rest[:0]
+            decision[picked] = "EXPLORE"
+            propensity[rest] = min(1.0, expected_explore / len(rest))
+    return pd.DataFrame({"decision": decision, "selection_propensity": propensity})
+
+
+@dataclass
+class ScoreResult:
+    scores: pd.DataFrame  # the contract's `scores` (+ selection_propensity), in ranking order
+    explanations: pd.DataFrame  # long: declaration_id, group, label, contribution, sentence
+    expected_value: float  # TreeSHAP base value (log-odds)
+    drift: pd.DataFrame  # column, psi, warning (empty when the model has no reference)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[str, Budget], explore: float,
+                seed: int = 0, scored_at: pd.Timestamp | None = None,
+                progress: Callable[[str], None] | None = None) -> ScoreResult:  # fmt: skip
+    """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of)."""
+    from targeting.drift import psi
+    from targeting.explain import explain
+
+    say = progress or (lambda _s: None)
+    rows = rows.reset_index(drop=True)
+    say(f"history and features ({len(rows):,} declarations)")
+    scored = scorer.score_rows(rows)
+    say("deciding within each mode's budget")
+    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str), "mode": rows["mode"].astype(str),
+                          "risk_score": scored.risk_score})  # fmt: skip
+    frame = pd.concat([frame, decide(frame, budgets, explore, np.random.default_rng(seed))], axis=1)
+    order = np.lexsort((frame["declaration_id"].to_numpy(), -frame["risk_score"].to_numpy()))
+    frame["risk_rank"] = 0
+    frame.loc[order, "risk_rank"] = np.arange(1, len(frame) + 1)
+    chosen = np.flatnonzero(frame["decision"].isin(["INSPECT", "EXPLORE"]).to_numpy())
+    say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
+    model = scorer.model
+    exp = explain(model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen], N_REASONS,
+                  num_threads=model.meta.get("num_threads", 1))  # fmt: skip
+    for col in exp.reasons.columns:
+        frame[col] = None if not col.endswith("_contribution") else np.nan
+        frame.loc[chosen, col] = exp.reasons[col].to_numpy()
+    frame["model_uri"] = model_uri
+    frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
+    reference = model.meta.get("reference")
+    drift = psi(reference, scored.matrix, scored.risk_score) if reference else pd.DataFrame(
+        columns=["column", "psi", "warning"])  # fmt: skip
+    scores = frame.iloc[order].reset_index(drop=True)
+    scores = scores[[*SCORES.names, "selection_propensity"]]
+    return ScoreResult(
+        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
+    )
+
+
+def summarise(
+    scores: pd.DataFrame, budgets: dict[str, Budget], explore: float, drift: pd.DataFrame
+) -> dict[str, Any]:
+    """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report)."""
+    per_mode = []
+    for mode, part in scores.groupby("mode", sort=True):
+        counts = part["decision"].value_counts()
+        budget = budgets.get(str(mode))
+        capacity = budget.capacity(len(part)) if budget else 0
+        used = int(counts.get("INSPECT", 0) + counts.get("EXPLORE", 0))
+        per_mode.append({"mode": str(mode), "declarations": len(part), "budget": str(budget) if budget else "0",
+                         "capacity": capacity, "INSPECT": int(counts.get("INSPECT", 0)),
+                         "EXPLORE": int(counts.get("EXPLORE", 0)), "RELEASE": int(counts.get("RELEASE", 0)),
+                         "budget_used": used / capacity if capacity else 0.0})  # fmt: skip
+    q = scores["risk_score"].quantile([0.5, 0.9, 0.99, 0.999]).to_dict() if len(scores) else {}
+    return {
+        "declarations": len(scores),
+        "explore_share": explore,
+        "per_mode": per_mode,
+        "score_quantiles": {f"p{round(k * 1000) / 10:g}": float(v) for k, v in q.items()},
+        "drift_warnings": drift[drift["warning"]][["column", "psi"]].to_dict("records") if len(drift) else [],
+        "max_psi": float(drift["psi"].max()) if len(drift) else None,
+    }
+
+
+def log_scoring_run(result: ScoreResult, params: dict[str, Any], out_dir: Any) -> str:
+    """One MLflow run per batch: model version, counts per mode and decision, score distribution, PSI."""
+    import mlflow
+
+    from targeting import tracking
+
+    tracking.setup()
+    summary = result.summary
+    with mlflow.start_run(run_name=f"scoring-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S}") as run:
+        mlflow.set_tags({"job": "scoring", "model_uri": summary.get("model_uri", ""),
+                         "drift_warning": str(bool(summary["drift_warnings"])).lower()})  # fmt: skip
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        metrics: dict[str, float] = {
+            "declarations": summary["declarations"],
+            "rejected": summary.get("rejected", 0),
+        }
+        for m in summary["per_mode"]:
+            for d in ("INSPECT", "EXPLORE", "RELEASE"):
+                metrics[f"{d.lower()}_{m['mode']}"] = m[d]
+            metrics[f"budget_used_{m['mode']}"] = m["budget_used"]
+        metrics |= {f"risk_score_{k}": v for k, v in summary["score_quantiles"].items()}
+        if len(result.drift):
+            metrics["psi_max"] = float(result.drift["psi"].max())
+            metrics |= {
+                f"psi_{r.column}": float(r.psi) for r in result.drift.itertuples() if r.column == "risk_score"
+            }
+            mlflow.log_table(result.drift, "drift/psi.json")
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(summary, "summary.json")
+        report = out_dir / "report.html"
+        if report.exists():
+            mlflow.log_artifact(str(report))
+        return run.info.run_id
