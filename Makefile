@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export OMP_WAIT_POLICY := passive
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-fast strip lint bench clean
+.PHONY: help venv browser demo test test-fast strip lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,19 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv with the locked dependencies and the package
 
+# the review report is checked in a real browser: Debian's chromium (installed once, as root or with sudo)
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium > /dev/null
+
+browser: $(CHROMIUM) ## install headless Chromium (Debian package) for the report test
+
 demo: $(STAMP) ## run the main job end to end on the simulated world
 	bash scripts/demo.sh
 
-test: $(STAMP) ## run the whole test suite (slow tests included)
+test: $(STAMP) $(CHROMIUM) ## run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## run the tests without the slow end-to-end ones

@@ -170,7 +170,7 @@ def _goods(r: dict[str, Any]) -> str:
     hs = r.get("hs_code")
     category = _txt(r.get("item_category"), "")
     head = f"HS {hs}" if _txt(hs, "") else "no tariff number declared"
-    return head + (f", declared as {category.replace('_', ' ').lower()}" if category else "")
+    return head + (f", declared as {_code(category)}" if category else "")
 
 
 def _description(r: dict[str, Any]) -> str:
@@ -208,12 +208,23 @@ def _address(r: dict[str, Any]) -> str:
     return base
 
 
+def _code(v: Any) -> str:
+    """A contract code as words: SMALL_PACKET -> small packet."""
+    return str(v).replace("_", " ").lower()
+
+
 def _transport(r: dict[str, Any]) -> str:
-    bits = [f"{_txt(r.get('mode'))}"]
-    for col, name in (("container_type", "container"), ("freight_payment", "freight"), ("mail_class", "mail class"),
-                      ("cn_form", "form"), ("express_operator", "operator")):  # fmt: skip
+    bits = [_txt(r.get("mode"))]
+    if _txt(r.get("freight_payment"), ""):
+        bits.append(
+            "freight paid in cash"
+            if r["freight_payment"] == "A"
+            else f"freight payment code {r['freight_payment']}"
+        )
+    for col, name in (("container_type", "container"), ("mail_class", "mail class"), ("cn_form", "customs form"),
+                      ("express_operator", "operator")):  # fmt: skip
         if _txt(r.get(col), ""):
-            bits.append(f"{name} {r[col]}")
+            bits.append(f"{name} {_code(r[col]) if col == 'mail_class' else r[col]}")
     for flag, name in (("is_reefer", "reefer"), ("seal_discrepancy", "seal discrepancy"),
                        ("simplified_clearance", "simplified clearance")):  # fmt: skip
         if r.get(flag) is True or _num(r.get(flag)) == 1:

@@ -1,0 +1,131 @@
+"""Budgets, decisions with exploration, PSI, TreeSHAP additivity and the plain-language sentences."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from targeting.drift import profile, psi
+from targeting.errors import ConfigError
+from targeting.explain import SENTENCES, contributions, group_of, grouped
+from targeting.score import Budget, decide, parse_budgets, parse_share
+
+
+def test_budgets_accept_percentages_and_counts() -> None:
+    b = parse_budgets("SEA=2%, air=1%,POST=300")
+    assert b == {"SEA": Budget(2.0, True), "AIR": Budget(1.0, True), "POST": Budget(300, False)}
+    assert b["SEA"].capacity(1000) == 20 and b["SEA"].capacity(10) == 1  # max(1, floor(k N))
+    assert b["POST"].capacity(1000) == 300 and b["POST"].capacity(120) == 120
+    assert parse_share("10%") == pytest.approx(0.1) and parse_share("0.25") == 0.25
+
+
+@pytest.mark.parametrize(("text", "message"), [("SEA=2", None), ("SEA:2%", "is not MODE=PERCENT%"),
+                                               ("RAIL=1%", "unknown mode 'RAIL'"), ("SEA=120%", "more than 100"),
+                                               ("POST=2.5", "whole number"), ("", "no budget given")])  # fmt: skip
+def test_bad_budgets_are_one_clear_error(text: str, message: str | None) -> None:
+    if message is None:
+        assert parse_budgets(text)["SEA"].capacity(100) == 2
+        return
+    with pytest.raises(ConfigError, match=message):
+        parse_budgets(text)
+
+
+def _frame(n: int, mode: str = "SEA", seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"declaration_id": [f"{mode}{i:05d}" for i in range(n)], "mode": mode,
+                         "risk_score": rng.random(n)})  # fmt: skip
+
+
+def test_inspect_takes_the_top_and_explore_samples_the_rest_with_its_propensity() -> None:
+    frame = _frame(1000)
+    out = decide(frame, {"SEA": Budget(2.0, True)}, 0.1, np.random.default_rng(1))
+    # capacity 20, exploration share 10 % -> exactly 2 explored (2.0 has no fraction), 18 inspected
+    counts = out["decision"].value_counts()
+    assert counts["INSPECT"] == 18 and counts["EXPLORE"] == 2 and counts["RELEASE"] == 980
+    top18 = frame["risk_score"].rank(ascending=False) <= 18
+    assert (out.loc[top18, "decision"] == "INSPECT").all()
+    assert (out.loc[top18, "selection_propensity"] == 1.0).all()
+    rest = ~top18
+    assert np.allclose(out.loc[rest, "selection_propensity"], 2 / 982)
+
+
+def test_exploration_count_is_right_on_average_for_small_modes() -> None:
+    # capacity 3 and a 10 % share: 0.3 explorations expected; random rounding keeps the expectation
+    frame = _frame(300, "POST")
+    explored = [(decide(frame, {"POST": Budget(1.0, True)}, 0.1, np.random.default_rng(s))["decision"] == "EXPLORE").sum()
+                for s in range(400)]  # fmt: skip
+    assert set(explored) == {0, 1}
+    assert np.mean(explored) == pytest.approx(0.3, abs=0.07)
+
+
+def test_a_mode_without_budget_is_released_and_counts_do_not_exceed_rows() -> None:
+    frame = pd.concat([_frame(5, "SEA"), _frame(50, "AIR")], ignore_index=True)
+    out = decide(frame, {"SEA": Budget(10, False)}, 0.0, np.random.default_rng(0))
+    assert (out.loc[frame["mode"] == "SEA", "decision"] == "INSPECT").all()  # 10 asked, 5 exist
+    assert (out.loc[frame["mode"] == "AIR", "decision"] == "RELEASE").all()
+
+
+def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"x": rng.normal(size=20_000), "cat_c": rng.integers(0, 5, 20_000).astype(float)})
+    reference = profile(ref, rng.random(20_000), ["cat_c"])
+    same = pd.DataFrame({"x": rng.normal(size=5000), "cat_c": rng.integers(0, 5, 5000).astype(float)})
+    moved = pd.DataFrame({"x": rng.normal(1.0, size=5000), "cat_c": np.full(5000, 7.0)})
+    calm = psi(reference, same, rng.random(5000)).set_index("column")["psi"]
+    assert (calm < 0.02).all()
+    shifted = psi(reference, moved, rng.random(5000) ** 4).set_index("column")
+    assert (
+        shifted.loc["x", "psi"] > 0.2
+        and shifted.loc["cat_c", "psi"] > 0.2
+        and shifted.loc["risk_score", "psi"] > 0.2
+    )
+    assert shifted["warning"].all()
+
+
+def test_treeshap_contributions_add_up_to_the_raw_score_and_groups_keep_the_sum() -> None:
+    rng = np.random.default_rng(0)
+    names = [
+        "consignee_prior_hits",
+        "consignee_tenure_days",
+        "value_per_kg_vs_peer",
+        "desc_text_score",
+        "cat_mode",
+    ]
+    x = pd.DataFrame(rng.normal(size=(3000, 5)), columns=names)
+    y = (x["consignee_prior_hits"] + 0.5 * x["desc_text_score"] + rng.normal(size=3000) > 1.5).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 15}, lgb.Dataset(x, y), 50)
+    contrib = contributions(booster, x.head(200))
+    raw = booster.predict(x.head(200), raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=1), raw, atol=1e-9)
+    groups = grouped(contrib, names)
+    assert list(groups.columns) == ["value", "description", "consignee", "transport"]
+    np.testing.assert_allclose(groups.sum(axis=1) + contrib[:, -1], raw, atol=1e-9)
+
+
+def test_feature_names_map_to_the_groups_an_officer_recognises() -> None:
+    assert group_of("consignee_tenure_days") == "consignee"
+    assert group_of("phone_prior_hits") == "phone"
+    assert group_of("address_new_senders_30d") == "address"
+    assert group_of("transit_hit_rate") == "route" and group_of("cat_origin_country") == "route"
+    assert group_of("value_per_kg_vs_peer") == "value"
+    assert group_of("desc_text_score") == "description"
+    assert group_of("extra_kcs_tax_rate") == "other"
+
+
+def test_sentences_carry_the_rows_own_values() -> None:
+    row = {"filed_at": pd.Timestamp("2024-03-20T10:00:00Z"), "consignee_prior_decl": 2.0,
+           "consignee_tenure_days": 9.2, "consignee_prior_insp": 0.0, "consignee_prior_hits": 0.0,
+           "declared_value_usd": 40.0, "gross_weight_kg": 50.0, "log_value_per_kg_peer": np.log(14.2),
+           "hs_code": "090240", "origin_country": "TH", "address_new_senders_30d": 4.0,
+           "address_prior_decl": 6.0, "address_prior_hits": 0.0, "phone_prior_decl": 3.0,
+           "phone_prior_hits": 1.0, "phone_days_since_hit": 18.0}  # fmt: skip
+    assert SENTENCES["consignee"](row).startswith("consignee first seen 9 days ago, 2 earlier declarations")
+    assert SENTENCES["value"](row) == (
+        "0.80 USD/kg declared (40 USD for 50.0 kg) vs 14.20 USD/kg median for HS 090240 from TH"
+    )
+    assert SENTENCES["address"](row).startswith(
+        "addressee received parcels from 4 different senders in 30 days"
+    )
+    assert SENTENCES["phone"](row) == "linked by phone to a consignee with a seizure on 2024-03-02"
