@@ -28,5 +28,13 @@ $T train --declarations data/raw/sim-small/declarations.parquet \
 echo "== 4. promote the challenger if it beats the champion on the same holdout"
 $T promote
 
+echo "== 5. score the last day's manifest with the champion: budgets per mode, 20 % of each kept for exploration"
+LAST_DAY=$(ls data/raw/sim-small/declarations/*.parquet | tail -1)
+DAY=$(basename "$LAST_DAY" .parquet)
+$T score "$LAST_DAY" --model models:/targeting@champion --history data/raw/sim-small \
+  --budget SEA=5%,AIR=3%,POST=2%,EXPRESS=2% --explore 20% --out "data/processed/$DAY"
+
 echo
-echo "MLflow store: $(pwd)/mlflow.db   UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlflow.db --host 127.0.0.1"
+echo "Review report: $(pwd)/data/processed/$DAY/report.html"
+echo "Scores:        $(pwd)/data/processed/$DAY/scores.csv (and rejects.csv)"
+echo "MLflow store:  $(pwd)/mlflow.db   UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlflow.db --host 127.0.0.1"

@@ -139,7 +139,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
 
         empty = SCORES.empty_frame().assign(selection_propensity=pd.Series(dtype=float))
         result = ScoreResult(empty, pd.DataFrame(columns=["declaration_id", "group", "label", "contribution", "sentence"]),
-                             float("nan"), pd.DataFrame(columns=["column", "psi", "warning"]))  # fmt: skip
+                             float("nan"), pd.DataFrame(columns=["column", "psi", "grows_with_time", "warning"]))  # fmt: skip
         result.summary = summarise(empty, budgets, explore, result.drift)
     if len(result.scores) + len(manifests.rejects) != manifests.n_read:
         raise AssertionError("row accounting broken: scores + rejects != rows read")

@@ -136,7 +136,7 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
     reference = model.meta.get("reference")
     drift = psi(reference, scored.matrix, scored.risk_score) if reference else pd.DataFrame(
-        columns=["column", "psi", "warning"])  # fmt: skip
+        columns=["column", "psi", "grows_with_time", "warning"])  # fmt: skip
     scores = frame.iloc[order].reset_index(drop=True)
     scores = scores[[*SCORES.names, "selection_propensity"]]
     return ScoreResult(

@@ -139,6 +139,9 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
     tracking.setup()
     say("logging to MLflow")
     warnings.filterwarnings("ignore", message=".*Integer columns in Python cannot represent missing values.*")
+    meta = result.model.meta  # the windows and target travel with the model; promote reads them back
+    params = {"target": meta["target"], "train_window": meta["train_window"], "valid_window": meta["valid_window"],
+              **params}  # fmt: skip
     with mlflow.start_run() as run:
         mlflow.log_params(
             {k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v) for k, v in params.items()}
