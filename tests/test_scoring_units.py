@@ -84,6 +84,20 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> N
     assert shifted["warning"].all()
 
 
+def test_as_of_history_state_moves_with_time_and_is_reported_without_warning() -> None:
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(
+        {"consignee_tenure_days": rng.uniform(0, 100, 5000), "origin_hit_rate": np.full(5000, 0.021)}
+    )
+    later = pd.DataFrame(
+        {"consignee_tenure_days": rng.uniform(0, 300, 5000), "origin_hit_rate": np.full(5000, 0.023)}
+    )
+    out = psi(profile(ref, rng.random(5000), []), later, rng.random(5000)).set_index("column")
+    assert out.loc["consignee_tenure_days", "psi"] > 0.2 and out.loc["origin_hit_rate", "psi"] > 0.2
+    assert out.loc[["consignee_tenure_days", "origin_hit_rate"], "grows_with_time"].all()
+    assert not out["warning"].any()
+
+
 def test_treeshap_contributions_add_up_to_the_raw_score_and_groups_keep_the_sum() -> None:
     rng = np.random.default_rng(0)
     names = [

@@ -5,7 +5,8 @@ score, ten quantile bins of a sample of the training window's declarations (all 
 inspected ones, since scoring sees all of them), or the most frequent codes for a categorical
 feature; missing values are a bin of their own. At scoring time the batch is binned the same way.
 PSI = sum((batch share - reference share) * ln(batch share / reference share)); above 0.2 is the usual
-warning level. History counts that grow with time by construction are reported but never warn.
+warning level. As-of history state (counts, tenures, hit rates), which moves with time by
+construction, is reported but never warns.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 PSI_WARNING = 0.2
-#: as-of history counts that grow with time by construction (a later batch always has longer tenures and
-#: more prior declarations than the training window): their PSI is reported, never a warning
-CUMULATIVE_SUFFIXES = ("_prior_decl", "_prior_insp", "_prior_hits", "_tenure_days", "_days_since_hit")
+#: as-of history state moves with time by construction (a later batch always has longer tenures, more prior
+#: declarations, and hit rates updated by every outcome since training; a route's smoothed rate takes few
+#: values, so even a small update moves all its rows to another bin): reported, never a warning
+AS_OF_SUFFIXES = ("_prior_decl", "_prior_insp", "_prior_hits", "_tenure_days", "_days_since_hit", "_hit_rate")
 SCORE = "risk_score"
 _EPS = 1e-4  # share floor so an empty bin does not make PSI infinite
 _TOP_CODES = 20
@@ -82,6 +84,6 @@ def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> 
         actual = np.maximum(_shares(x, spec), _EPS)
         rows.append({"column": name, "psi": float(np.sum((actual - expected) * np.log(actual / expected)))})
     frame = pd.DataFrame(rows, columns=["column", "psi"]).sort_values("psi", ascending=False, kind="stable")
-    frame["grows_with_time"] = frame["column"].str.endswith(CUMULATIVE_SUFFIXES)
+    frame["grows_with_time"] = frame["column"].str.endswith(AS_OF_SUFFIXES)
     frame["warning"] = (frame["psi"] > PSI_WARNING) & ~frame["grows_with_time"]
     return frame.reset_index(drop=True)

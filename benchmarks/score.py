@@ -1,0 +1,141 @@
+"""Daily scoring of a 1,000,000-declaration manifest end to end, against the floor measured in the same run.
+
+Set-up (cached in data/interim/bench-score, about 3 minutes the first time): the dev world, a model
+trained on its days [0, 240) and registered as champion in a private MLflow store, the last 1,000,000
+declarations as the manifest and everything before them as the history folder.
+
+Measured, each in a fresh child process:
+- `score_files` exactly as `targeting score` runs it (read + validate, load model, history and
+  features, score, decide, explain the selected rows, write Parquet + CSV), then the report;
+- the floor on the same model and rows: Parquet read + bare `Booster.predict` on a float32 matrix of
+  all rows + `pred_contrib` on as many rows as the run selected.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks._measure import run_child
+from benchmarks.train import dev_world
+
+CACHE = Path("data/interim/bench-score")
+MANIFEST_ROWS = 1_000_000
+
+_SETUP = """
+import os, numpy as np, pandas as pd
+from pathlib import Path
+cache = Path({cache!r}).resolve()
+os.chdir(cache)
+os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
+from targeting.io import read_parquet
+from targeting.model import TrainConfig
+from targeting.promote import promote
+from targeting.splits import time_split
+from targeting.train import TrainingData, log_run, train
+world = Path({world!r})
+decl, insp = read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet")
+decl = decl.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
+manifest, past = decl.iloc[-{rows}:], decl.iloc[:-{rows}]
+(cache / "history").mkdir(exist_ok=True)
+past.to_parquet(cache / "history" / "declarations.parquet")
+insp[insp["declaration_id"].isin(past["declaration_id"])].to_parquet(cache / "history" / "inspections.parquet")
+manifest.to_parquet(cache / "manifest.parquet")
+data = TrainingData(past, insp[insp["declaration_id"].isin(past["declaration_id"])])
+result = train(data, time_split("2023-08-29", "2023-10-28"), TrainConfig())
+log_run(result, data, {{"declarations": str(cache / "history" / "declarations.parquet"),
+                        "inspections": str(cache / "history" / "inspections.parquet")}},
+        str(cache / "history"), register=True)
+promote(force=True)
+(cache / "ready").write_text("ok")
+"""
+
+_RUN = """
+import os
+from pathlib import Path
+cache = Path({cache!r}).resolve()
+os.chdir(cache)
+os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+STAGES = []
+_last = [time.perf_counter(), "start"]
+def say(stage):
+    now = time.perf_counter()
+    STAGES.append([_last[1], now - _last[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20])
+    _last[0], _last[1] = now, stage
+from targeting.pipeline import score_files
+from targeting.report import write_report
+from targeting.score import DEFAULT_BUDGETS, parse_budgets
+result, manifests = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history",
+                                cache / "out", parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
+say("report (200 cards)")
+write_report(cache / "out")
+say("end")
+scores = result.scores
+selected = scores.index[scores["decision"] != "RELEASE"]
+RESULT = {{"stages": STAGES, "rows": len(scores) + len(manifests.rejects), "selected": int(len(selected)),
+           "model_uri": result.summary["model_uri"]}}
+"""
+
+_FLOOR = """
+import os, numpy as np, pyarrow.parquet as pq
+from pathlib import Path
+cache = Path({cache!r}).resolve()
+os.chdir(cache)
+os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+import mlflow
+scorer = mlflow.pyfunc.load_model({model_uri!r}).unwrap_python_model()
+scorer.use_history(cache / "history")
+x = np.ascontiguousarray(scorer.score_rows(pq.read_table(cache / "manifest.parquet").to_pandas()).matrix
+                         .to_numpy(np.float32))  # built outside the timings: the floor starts from it
+booster = scorer.model.booster
+threads = scorer.model.meta.get("num_threads", 1)
+t = time.perf_counter(); pq.read_table(cache / "manifest.parquet").to_pandas(); read_s = time.perf_counter() - t
+t = time.perf_counter(); booster.predict(x, num_threads=threads); predict_s = time.perf_counter() - t
+t = time.perf_counter(); booster.predict(x[:{selected}], pred_contrib=True, num_threads=threads)
+contrib_s = time.perf_counter() - t
+RESULT = {{"read_s": read_s, "predict_s": predict_s, "contrib_s": contrib_s}}
+"""
+
+
+def setup() -> Path:
+    if not (CACHE / "ready").exists():
+        world = dev_world()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        Console(stderr=True).print(f"setting up in {CACHE}: manifest, history and a champion trained on dev")
+        run_child(_SETUP.format(cache=str(CACHE), world=str(world), rows=MANIFEST_ROWS))
+    return CACHE
+
+
+def main() -> None:
+    cache = setup()
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    run = run_child(_RUN.format(cache=str(cache)))
+    floor = run_child(_FLOOR.format(cache=str(cache), model_uri=run["model_uri"], selected=run["selected"]))
+    stages = [s for s in run["stages"] if s[0] != "start"]
+    scoring = sum(s[1] for s in stages if not s[0].startswith("report"))
+    floor_s = floor["read_s"] + floor["predict_s"] + floor["contrib_s"]
+    table = Table(title=f"targeting score: {run['rows']:,} declarations, {run['selected']:,} selected and explained",
+                  header_style="bold")  # fmt: skip
+    for col in ("stage", "seconds", "peak RSS GiB (so far)"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for stage, seconds, rss in stages:
+        table.add_row(stage, f"{seconds:.1f}", f"{rss:.2f}")
+    table.add_row(
+        "[bold]scoring total (without report)", f"[bold]{scoring:.1f}", f"{run['peak_rss_gib']:.2f}"
+    )
+    table.add_row("rows/s", f"{run['rows'] / scoring:,.0f}", "")
+    table.add_row("floor: Parquet read", f"{floor['read_s']:.1f}", "")
+    table.add_row("floor: Booster.predict, all rows", f"{floor['predict_s']:.1f}", "")
+    table.add_row(f"floor: pred_contrib, {run['selected']:,} rows", f"{floor['contrib_s']:.1f}", "")
+    table.add_row("[bold]floor total", f"[bold]{floor_s:.1f}", "")
+    table.add_row("[bold]scoring / floor", f"[bold]{scoring / floor_s:.2f}x", "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()
