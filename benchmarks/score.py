@@ -93,7 +93,8 @@ scorer.use_history(cache / "history")
 x = np.ascontiguousarray(scorer.score_rows(pq.read_table(cache / "manifest.parquet").to_pandas()).matrix
                          .to_numpy(np.float32))  # built outside the timings: the floor starts from it
 booster = scorer.model.booster
-threads = scorer.model.meta.get("num_threads", 1)
+from targeting.serving import scoring_threads
+threads = scoring_threads()  # the same threads as the scoring run
 t = time.perf_counter(); pq.read_table(cache / "manifest.parquet").to_pandas(); read_s = time.perf_counter() - t
 t = time.perf_counter(); booster.predict(x, num_threads=threads); predict_s = time.perf_counter() - t
 t = time.perf_counter(); booster.predict(x[:{selected}], pred_contrib=True, num_threads=threads)

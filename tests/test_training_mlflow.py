@@ -65,7 +65,9 @@ def test_train_register_promote_and_load_without_pickle(project) -> None:
 
     model = mlflow.pyfunc.load_model("models:/targeting@champion")  # pickle deserialisation is disabled
     out = model.predict(request_rows(pd.read_parquet(run / "declarations.parquet").tail(20)))
-    assert list(out.columns) == ["declaration_id", "risk_score", "risk_rank"]
+    assert list(out.columns[:3]) == ["declaration_id", "risk_score", "risk_rank"]
+    assert {"reason_1", "reason_1_feature", "reason_1_contribution", "reason_3"} <= set(out.columns)
+    assert out["reason_1"].notna().any() and not out["reason_1"].dropna().str.contains("_").any()
     assert ((out["risk_score"] > 0) & (out["risk_score"] < 1)).all()
     assert sorted(out["risk_rank"]) == list(range(1, 21))
 

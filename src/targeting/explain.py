@@ -272,11 +272,15 @@ class Explanations:
 
 
 def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reasons: int = 3,
-            num_threads: int = 1) -> Explanations:  # fmt: skip
-    """Top `n_reasons` positive reason groups per row, as sentences with the row's values."""
+            num_threads: int = 1, every_group: bool = True) -> Explanations:  # fmt: skip
+    """Top `n_reasons` positive reason groups per row, as sentences with the row's values (and, with
+    `every_group`, the long table of every group of every row, for reports)."""
     names = list(matrix.columns)
     contrib = contributions(booster, matrix, num_threads)
     per_group = grouped(contrib, names)
+    group_names = list(per_group.columns)
+    values = per_group.to_numpy()
+    order = np.argsort(-values, axis=1, kind="stable")
     top_feature = _top_feature_per_group(contrib[:, : len(names)], names)
     records = annotated.reset_index(drop=True).to_dict("records")
     feats = matrix.reset_index(drop=True).to_dict("records")
@@ -286,15 +290,18 @@ def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reaso
     ids = annotated["declaration_id"].astype(str).to_numpy()
     for i, (row, feat) in enumerate(zip(records, feats, strict=True)):
         r = {**row, **feat}
-        values = per_group.iloc[i]
-        ranked = [g for g in values.sort_values(ascending=False, kind="stable").index if values[g] > 0]
-        for k in range(1, n_reasons + 1):
-            g = ranked[k - 1] if k <= len(ranked) else None
-            reasons[f"reason_{k}"].append(SENTENCES[g](r) if g else None)
-            reasons[f"reason_{k}_feature"].append(top_feature[i][g] if g else None)
-            reasons[f"reason_{k}_contribution"].append(float(values[g]) if g else np.nan)
-        for g in per_group.columns:
-            long.append((ids[i], g, GROUP_LABELS[g], float(values[g]), SENTENCES[g](r)))
+        ranked = [j for j in order[i, :n_reasons] if values[i, j] > 0]
+        for k in range(n_reasons):
+            j = ranked[k] if k < len(ranked) else None
+            g = group_names[j] if j is not None else None
+            reasons[f"reason_{k + 1}"].append(SENTENCES[g](r) if g else None)
+            reasons[f"reason_{k + 1}_feature"].append(top_feature[i][g] if g else None)
+            reasons[f"reason_{k + 1}_contribution"].append(float(values[i, j]) if g else np.nan)
+        if every_group:
+            long += [
+                (ids[i], g, GROUP_LABELS[g], float(values[i, j]), SENTENCES[g](r))
+                for j, g in enumerate(group_names)
+            ]
     groups = pd.DataFrame(long, columns=["declaration_id", "group", "label", "contribution", "sentence"])
     expected = float(contrib[0, -1]) if len(contrib) else float("nan")
     return Explanations(pd.DataFrame(reasons, index=annotated.index), groups, expected)

@@ -92,7 +92,9 @@ class HistoryStore:
 
 def _codes(*series: pd.Series) -> list[np.ndarray]:
     """Shared integer codes for the values of several series (missing -> -1)."""
-    joined = pd.concat([s.astype("object") for s in series], ignore_index=True)
+    # pandas' Arrow-backed strings factorize fast; object columns (mixed values as read) become strings first
+    joined = pd.concat([s if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object else s.astype("str")
+                        for s in series], ignore_index=True)  # fmt: skip
     codes, _ = pd.factorize(joined, use_na_sentinel=True)
     out, start = [], 0
     for s in series:
@@ -108,8 +110,9 @@ def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s, times: bool = True) -> d
     code = np.concatenate([q_code, d_code, o_code])
     sec = np.concatenate([q_s, d_s, o_s])
     kind = np.concatenate([np.zeros(n_q, np.int8), np.ones(n_d, np.int8), np.full(n_o, 2, np.int8)])
-    # queries first at equal (key, time): only strictly earlier events count
-    order = np.lexsort((kind != 0, sec, code))
+    # one int64 sort key (code, time, event after query): queries come first at equal (key, time), so
+    # only strictly earlier events count; stable, as the three-key lexsort it replaces
+    order = np.argsort((code.astype(np.int64) * _SPAN + sec) * 2 + (kind != 0), kind="stable")
     code, sec, kind = code[order], sec[order], kind[order]
     is_decl = kind == 1
     is_insp = kind == 2

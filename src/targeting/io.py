@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from targeting.errors import InputFileError
@@ -212,4 +214,15 @@ def _write_one(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     if fmt == "parquet":
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, compression="zstd")
     else:
-        frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        _write_csv(frame, path)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV through Arrow's writer (several times faster than pandas on a million rows): timestamps as
+    ISO 8601 with microseconds and Z, booleans as true/false, missing values as empty cells."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, spec in enumerate(table.schema):
+        if pa.types.is_timestamp(spec.type):
+            text = pc.strftime(table.column(i), format="%Y-%m-%dT%H:%M:%S")  # %S carries the fraction
+            table = table.set_column(i, spec.name, pc.binary_join_element_wise(text, pa.scalar("Z"), ""))
+    pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))

@@ -71,9 +71,9 @@ class TargetingModel:
     def matrix(self, annotated: pd.DataFrame) -> pd.DataFrame:
         return self.features.transform(annotated)[self.feature_names]
 
-    def raw_score(self, matrix: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(matrix.to_numpy(dtype=np.float32), raw_score=True,
-                                    num_threads=self.meta.get("num_threads", 1))  # fmt: skip
+    def raw_score(self, matrix: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
+        threads = num_threads or self.meta.get("num_threads", 1)
+        return self.booster.predict(matrix.to_numpy(dtype=np.float32), raw_score=True, num_threads=threads)
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         a, b = self.calibration

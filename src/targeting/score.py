@@ -112,6 +112,7 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of)."""
     from targeting.drift import psi
     from targeting.explain import explain
+    from targeting.serving import scoring_threads
 
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
@@ -128,7 +129,7 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
     model = scorer.model
     exp = explain(model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen], N_REASONS,
-                  num_threads=model.meta.get("num_threads", 1))  # fmt: skip
+                  num_threads=scoring_threads())  # fmt: skip
     for col in exp.reasons.columns:
         frame[col] = None if not col.endswith("_contribution") else np.nan
         frame.loc[chosen, col] = exp.reasons[col].to_numpy()

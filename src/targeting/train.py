@@ -130,10 +130,9 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
 
     import matplotlib.pyplot as plt
     import mlflow
-    from mlflow.models import infer_signature
 
     from targeting import tracking
-    from targeting.serving import request_rows
+    from targeting.serving import request_rows, signature
 
     say = progress or (lambda _s: None)
     tracking.setup()
@@ -174,13 +173,12 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
         with tempfile.TemporaryDirectory() as tmp:
             folder = result.model.save(Path(tmp) / "model")
             example = request_rows(decl.head(3))
-            output = pd.DataFrame({"declaration_id": ["D"], "risk_score": [0.5], "risk_rank": [1]})
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(Path(__file__).with_name("pyfunc_entry.py")),
                 artifacts={"model_dir": str(folder)},
                 model_config={"history_dir": str(Path(history_dir).resolve()) if history_dir else ""},
-                signature=infer_signature(example, output),
+                signature=signature(),
                 input_example=example,
             )
         out: dict[str, Any] = {"run_id": run.info.run_id, "model_uri": info.model_uri}

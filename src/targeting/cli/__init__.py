@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from targeting.cli import daily, data, evaluate, training
+from targeting.cli import daily, data, evaluate, serving, training
 
 app = typer.Typer(
     name="targeting",
@@ -23,6 +23,7 @@ app.command("world-stats")(data.world_stats)
 app.command()(training.train)
 app.command()(training.promote)
 app.command()(daily.score)
+app.command()(serving.serve)
 
 evaluate_app = typer.Typer(help="Evaluation protocols of evaluation.md (print a table, log to MLflow).",
                            no_args_is_help=True)  # fmt: skip

@@ -78,10 +78,14 @@ class TextScore(FrameTransformer):
                 "desc_words": np.array([len(t.split()) for t in texts], float)}  # fmt: skip
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Each distinct description is hashed and scored once (a day's manifests repeat them a lot)."""
         self.get_feature_names_out()
-        texts = _texts(X)
+        desc = X["goods_desc"] if "goods_desc" in X else pd.Series("", index=X.index)
+        codes, uniques = pd.factorize(desc.astype("str").fillna(""), use_na_sentinel=False)
+        texts = [str(t) for t in uniques]
         score = _vectorizer(self.n_features).transform(texts) @ self.coef_ + self.intercept_
-        return self._frame(X, {"desc_text_score": score, **self._lengths(texts)})
+        lengths = self._lengths(texts)
+        return self._frame(X, {"desc_text_score": score[codes], **{k: v[codes] for k, v in lengths.items()}})
 
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         """The description's own probability of a hit (for explanations)."""
