@@ -95,3 +95,22 @@ def small_world(tmp_path_factory) -> Path:
     from targeting.simulate.run import simulate
 
     return simulate(preset("small", seed=7), tmp_path_factory.mktemp("small7"))
+
+
+def make_champion(folder: Path) -> Path:
+    """A tiny world (daily files too) and a model trained on its first 10 days, registered and promoted,
+    in the MLflow store that MLFLOW_TRACKING_URI names. Returns the world folder."""
+    from typer.testing import CliRunner
+
+    from targeting.cli import app
+    from targeting.simulate.config import preset
+    from targeting.simulate.run import simulate
+
+    world = simulate(preset("tiny", seed=3, prevalence_multiplier=40), folder / "world", daily=True)
+    trained = CliRunner().invoke(app, ["train", "--declarations", str(world / "declarations.parquet"),
+                                       "--inspections", str(world / "inspections.parquet"),
+                                       "--train-end", "2023-01-10", "--valid-end", "2023-01-14", "--register"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    promoted = CliRunner().invoke(app, ["promote"])
+    assert promoted.exit_code == 0, promoted.output
+    return world

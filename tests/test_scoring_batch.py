@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from targeting.cli import app
-from targeting.simulate.config import preset
-from targeting.simulate.run import simulate
+
+from .conftest import make_champion
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,12 +28,7 @@ def champion(tmp_path_factory):
     mp.chdir(folder)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
     mp.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    world = simulate(preset("tiny", seed=3, prevalence_multiplier=40), folder / "world", daily=True)
-    trained = CliRunner().invoke(app, ["train", "--declarations", str(world / "declarations.parquet"),
-                                       "--inspections", str(world / "inspections.parquet"),
-                                       "--train-end", "2023-01-10", "--valid-end", "2023-01-14", "--register"])  # fmt: skip
-    assert trained.exit_code == 0, trained.output
-    assert CliRunner().invoke(app, ["promote"]).exit_code == 0
+    world = make_champion(folder)
     yield folder, world
     mp.undo()
 
