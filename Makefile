@@ -9,7 +9,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export OMP_WAIT_POLICY := passive
 
 .DEFAULT_GOAL := help
-.PHONY: help venv browser demo test test-fast strip lint bench clean
+.PHONY: help venv spark browser demo test test-fast strip lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,14 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP) ## create .venv with the locked dependencies and the package
 
+# the optional Spark engine (pyspark, the `spark` extra) for its test; Java 17 comes with the machine
+SPARK_STAMP := $(VENV)/.installed-spark
+$(SPARK_STAMP): $(STAMP) requirements-spark.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-spark.lock
+	touch $(SPARK_STAMP)
+
+spark: $(SPARK_STAMP) ## install the optional Spark engine (pyspark) into .venv
+
 # the review report is checked in a real browser: Debian's chromium (installed once, as root or with sudo)
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,7 +43,7 @@ browser: $(CHROMIUM) ## install headless Chromium (Debian package) for the repor
 demo: $(STAMP) ## run the main job end to end on the simulated world
 	bash scripts/demo.sh
 
-test: $(STAMP) $(CHROMIUM) ## run the whole test suite (slow tests included)
+test: $(STAMP) $(SPARK_STAMP) $(CHROMIUM) ## run the whole test suite (slow tests included)
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## run the tests without the slow end-to-end ones
@@ -50,8 +58,9 @@ lint: $(STAMP) ## ruff
 bench: $(STAMP) ## performance benchmarks (prints tables)
 	$(BIN)/python -m benchmarks
 
-lock: ## re-resolve requirements.lock from pyproject.toml
+lock: ## re-resolve requirements.lock (and requirements-spark.lock, with the spark extra) from pyproject.toml
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 -o requirements-spark.lock
 
 clean: ## remove the venv and generated data
 	rm -rf $(VENV) data/raw data/interim data/processed mlruns mlflow.db

@@ -70,9 +70,9 @@ def profile(
     return out
 
 
-def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
-    """PSI per feature (and `risk_score`) of a batch against the reference, largest first."""
-    rows = []
+def bin_counts(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> dict[str, np.ndarray]:
+    """Counts per reference bin of a batch (additive: partitions of a batch can be summed)."""
+    out = {}
     for name, spec in reference["columns"].items():
         if name == SCORE:
             x = np.asarray(scores, float)
@@ -80,10 +80,26 @@ def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> 
             x = matrix[name].to_numpy(dtype=float)
         else:
             continue
-        expected = np.maximum(np.asarray(spec["shares"]), _EPS)
-        actual = np.maximum(_shares(x, spec), _EPS)
+        out[name] = _shares(x, spec) * len(x)
+    return out
+
+
+def psi_from_counts(reference: dict[str, Any], counts: dict[str, np.ndarray]) -> pd.DataFrame:
+    """PSI per column of summed bin counts against the reference, largest first."""
+    rows = []
+    for name, count in counts.items():
+        expected = np.maximum(np.asarray(reference["columns"][name]["shares"]), _EPS)
+        actual = np.maximum(np.asarray(count, float) / max(1.0, float(np.sum(count))), _EPS)
         rows.append({"column": name, "psi": float(np.sum((actual - expected) * np.log(actual / expected)))})
     frame = pd.DataFrame(rows, columns=["column", "psi"]).sort_values("psi", ascending=False, kind="stable")
     frame["grows_with_time"] = frame["column"].str.endswith(AS_OF_SUFFIXES)
     frame["warning"] = (frame["psi"] > PSI_WARNING) & ~frame["grows_with_time"]
     return frame.reset_index(drop=True)
+
+
+def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """PSI per feature (and `risk_score`) of a batch against the reference, largest first."""
+    return psi_from_counts(reference, bin_counts(reference, matrix, scores))
+
+
+NO_DRIFT = ("column", "psi", "grows_with_time", "warning")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
-from targeting.errors import InputFileError, ModelNotFoundError
+from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
 from targeting.io import read_raw, write_json, write_tables
 from targeting.schema import DECLARATION_ID, DECLARATIONS, REJECT_REASON, SCORES, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, validate_frame
@@ -123,7 +123,8 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
 
 
 def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
-                explore: float, seed: int = 0, progress: Callable[[str], None] | None = None) -> Any:  # fmt: skip
+                explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
+                engine: str = "pandas", spark_master: str = "local[2]") -> Any:  # fmt: skip
     """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
     from targeting.score import score_batch
 
@@ -132,7 +133,16 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     manifests = read_manifests(paths)
     say("loading the model")
     scorer, resolved = load_scorer(model_uri, history)
-    if len(manifests.valid):
+    spark = None
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"--engine {engine!r}: choose pandas or spark")
+    if len(manifests.valid) and engine == "spark":
+        from targeting.spark import score_spark, session
+
+        say(f"starting Spark ({spark_master})")
+        spark = session(spark_master)
+        result = score_spark(spark, manifests.valid, scorer, resolved, budgets, explore, seed, progress=say)
+    elif len(manifests.valid):
         result = score_batch(manifests.valid, scorer, resolved, budgets, explore, seed, progress=say)
     else:
         from targeting.score import ScoreResult, summarise
@@ -154,4 +164,9 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
                   out_dir / "explanations.parquet": result.explanations, out_dir / "drift.csv": result.drift,
                   out_dir / "selected.parquet": selected})  # fmt: skip
     write_json(result.summary, out_dir / "summary.json")
+    if spark is not None:
+        from targeting.spark import write_partitioned
+
+        say("writing scores partitioned by mode (Spark)")
+        write_partitioned(spark, result.scores, out_dir / "scores_by_mode")
     return result, manifests

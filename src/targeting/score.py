@@ -110,39 +110,64 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
                 seed: int = 0, scored_at: pd.Timestamp | None = None,
                 progress: Callable[[str], None] | None = None) -> ScoreResult:  # fmt: skip
     """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of)."""
-    from targeting.drift import psi
-    from targeting.explain import explain
-    from targeting.serving import scoring_threads
+    from targeting.drift import NO_DRIFT, psi
 
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
     say(f"history and features ({len(rows):,} declarations)")
     scored = scorer.score_rows(rows)
     say("deciding within each mode's budget")
-    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str), "mode": rows["mode"].astype(str),
-                          "risk_score": scored.risk_score})  # fmt: skip
+    frame, order, chosen = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
+    say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
+    exp = attach_reasons(
+        frame, chosen, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
+    )
+    reference = scorer.model.meta.get("reference")
+    drift = (
+        psi(reference, scored.matrix, scored.risk_score)
+        if reference
+        else pd.DataFrame(columns=list(NO_DRIFT))
+    )
+    scores = finish(frame, order, model_uri, scored_at)
+    return ScoreResult(
+        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
+    )
+
+
+def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Budget], explore: float,
+                    seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # fmt: skip
+    """Decisions per mode, the rank of every row in the batch, and the positions of the selected rows."""
+    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
+                          "mode": rows["mode"].astype(str).to_numpy(), "risk_score": np.asarray(risk, float)})  # fmt: skip
     frame = pd.concat([frame, decide(frame, budgets, explore, np.random.default_rng(seed))], axis=1)
     order = np.lexsort((frame["declaration_id"].to_numpy(), -frame["risk_score"].to_numpy()))
     frame["risk_rank"] = 0
     frame.loc[order, "risk_rank"] = np.arange(1, len(frame) + 1)
     chosen = np.flatnonzero(frame["decision"].isin(["INSPECT", "EXPLORE"]).to_numpy())
-    say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
-    model = scorer.model
-    exp = explain(model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen], N_REASONS,
-                  num_threads=scoring_threads())  # fmt: skip
+    return frame, order, chosen
+
+
+def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annotated: pd.DataFrame,
+                   matrix: pd.DataFrame) -> Any:  # fmt: skip
+    """TreeSHAP reasons of the selected rows into `frame` (in place); returns the explanations."""
+    from targeting.explain import explain
+    from targeting.serving import scoring_threads
+
+    exp = explain(booster, annotated, matrix, N_REASONS, num_threads=scoring_threads())
     for col in exp.reasons.columns:
         frame[col] = None if not col.endswith("_contribution") else np.nan
         frame.loc[chosen, col] = exp.reasons[col].to_numpy()
+    return exp
+
+
+def finish(
+    frame: pd.DataFrame, order: np.ndarray, model_uri: str, scored_at: pd.Timestamp | None
+) -> pd.DataFrame:
+    """The `scores` table: contract columns (+ selection_propensity) in ranking order."""
     frame["model_uri"] = model_uri
     frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
-    reference = model.meta.get("reference")
-    drift = psi(reference, scored.matrix, scored.risk_score) if reference else pd.DataFrame(
-        columns=["column", "psi", "grows_with_time", "warning"])  # fmt: skip
     scores = frame.iloc[order].reset_index(drop=True)
-    scores = scores[[*SCORES.names, "selection_propensity"]]
-    return ScoreResult(
-        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
-    )
+    return scores[[*SCORES.names, "selection_propensity"]]
 
 
 def summarise(

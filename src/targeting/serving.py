@@ -98,6 +98,10 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         """Answer as-of questions from this history folder instead of the configured one."""
         self.history_dir, self._store = str(folder), None
 
+    def include_batch(self, rows: pd.DataFrame) -> None:
+        """Add a batch's declarations to the store, so that its rows can be scored in any split."""
+        self._store = self.history().including(rows)
+
     def history(self):
         from targeting.history import HistoryStore
         from targeting.io import read_parquet

@@ -31,6 +31,10 @@ def score(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the exploration draw")] = 0,
     report: Annotated[bool, typer.Option(help="write report.html (the officers' review report)")] = True,
+    engine: Annotated[
+        str, typer.Option(help="pandas (one machine) or spark (needs the spark extra)")
+    ] = "pandas",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark")] = "local[2]",
 ) -> None:
     """Score today's manifests: validate (bad rows to rejects), rank, decide INSPECT / EXPLORE / RELEASE per
     mode within its budget, explain the selected rows, write scores + rejects, log the run to MLflow."""
@@ -42,7 +46,8 @@ def score(
     budgets, share = parse_budgets(budget), parse_share(explore)
     out_dir = out_dir or Path("data/processed") / pd.Timestamp.now(tz="UTC").date().isoformat()
     say = stage_printer()
-    result, _ = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say)
+    result, _ = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say, engine=engine,
+                            spark_master=spark_master)  # fmt: skip
     if report:
         from targeting.report import write_report
 
