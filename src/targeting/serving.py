@@ -100,7 +100,12 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
 
     def include_batch(self, rows: pd.DataFrame) -> None:
         """Add a batch's declarations to the store, so that its rows can be scored in any split."""
-        self._store = self.history().including(rows)
+        self._set_store(self.history().including(rows))
+
+    def _set_store(self, store: Any) -> None:
+        from targeting.history_index import HistoryIndex
+
+        self._store, self._index = store, HistoryIndex(store)
 
     def history(self):
         from targeting.history import HistoryStore
@@ -113,15 +118,14 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
                 decl = read_parquet(folder / "declarations.parquet", columns=history_columns(folder))
                 if (folder / "inspections.parquet").exists():
                     insp = read_parquet(folder / "inspections.parquet")
-            self._store = HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit"))
+            self._set_store(HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit")))
         return self._store
 
     def score_rows(self, rows: pd.DataFrame) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores.
         The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
-        from targeting.model import annotate
-
-        annotated = annotate(rows, self.history())
+        self.history()  # loads the store and its index on first use
+        annotated = pd.concat([rows, self._index.as_of(rows)], axis=1)
         matrix = self.model.matrix(annotated)
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))

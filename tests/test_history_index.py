@@ -1,0 +1,79 @@
+"""The indexed history store answers exactly as the reference sort-merge (`HistoryStore.as_of`): the
+features a model was trained on and the features it is served cannot drift apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from targeting.history import HistoryStore
+from targeting.history_index import HistoryIndex
+from targeting.simulate.config import preset
+from targeting.simulate.run import simulate
+
+
+def _random_tables(seed: int, n: int = 600) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Few entities, many collisions, missing values, outcomes known after filing, ties in time."""
+    rng = np.random.default_rng(seed)
+    pick = lambda pool, p_missing=0.1: pd.Series(  # noqa: E731
+        np.where(rng.random(n) < p_missing, None, rng.choice(pool, n)), dtype="str"
+    )
+    filed = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(
+        rng.integers(0, 60 * 24, n) * 3600, unit="s"
+    )
+    decl = pd.DataFrame({
+        "declaration_id": [f"D{i:05d}" for i in range(n)], "filed_at": filed.astype("datetime64[us, UTC]"),
+        "consignee_id": pick([f"C{i}" for i in range(25)]), "consignor_id": pick([f"S{i}" for i in range(40)]),
+        "forwarder_id": pick(["F1", "F2", "F3"], 0.5), "declarant_id": pick(["A1", "A2"]),
+        "consignee_phone_hash": pick([f"p{i}" for i in range(15)]),
+        "consignee_email_hash": pick([f"e{i}" for i in range(15)], 0.4),
+        "consignee_addr_hash": pick([f"a{i}" for i in range(12)]),
+        "origin_country": pick(["CN", "NL", "MX", "TH"], 0.0), "load_loc": pick(["X", "Y", "Z"]),
+        "transit_locs": pick(["T1", "T1;T2"], 0.7), "discharge_loc": pick(["KRPUS", "KRINC"], 0.0),
+    })  # fmt: skip
+    inspected = rng.choice(n, n // 4, replace=False)
+    insp = pd.DataFrame({
+        "declaration_id": decl["declaration_id"].iloc[inspected].to_numpy(),
+        "selection_reason": "RULE", "selection_propensity": 1.0, "exam_type": "NII_XRAY",
+        "exam_at": (decl["filed_at"].iloc[inspected] + pd.to_timedelta(rng.integers(1, 96, len(inspected)), unit="h")).to_numpy(),
+        "result": np.where(rng.random(len(inspected)) < 0.3, "DRUG", "NO_FINDING"),
+    })  # fmt: skip
+    return decl, insp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_index_equals_the_reference_on_random_histories_and_queries(seed: int) -> None:
+    decl, insp = _random_tables(seed)
+    order = decl.sort_values("filed_at", kind="stable").index
+    cut = order[len(order) * 2 // 3]
+    past = decl.loc[order[: len(order) * 2 // 3]]
+    store = HistoryStore.from_tables(past, insp, "hit")  # includes outcomes of rows not stored yet
+    index = HistoryIndex(store)
+    rng = np.random.default_rng(seed)
+    later = decl.loc[order[len(order) * 2 // 3 :]]
+    queries = {
+        "a later batch": later,
+        "stored rows": past.sample(80, random_state=seed),
+        "both, with duplicates": pd.concat([past.tail(40), later.head(40), later.head(5)]),
+        "one row": later.iloc[[int(rng.integers(len(later)))]],
+        "a row without keys": later.head(3).assign(consignee_id=None, consignee_addr_hash=None),
+    }
+    assert cut in decl.index
+    for name, query in queries.items():
+        expected = store.as_of(query)
+        pd.testing.assert_frame_equal(index.as_of(query)[expected.columns], expected, obj=name)
+
+
+def test_index_equals_the_reference_on_a_simulated_world(tmp_path) -> None:
+    world = simulate(preset("tiny", seed=11), tmp_path / "w")
+    decl, insp = (
+        pd.read_parquet(world / "declarations.parquet"),
+        pd.read_parquet(world / "inspections.parquet"),
+    )
+    decl = decl.sort_values("filed_at", kind="stable").reset_index(drop=True)
+    store = HistoryStore.from_tables(decl.iloc[: len(decl) // 2], insp, "hit")
+    index = HistoryIndex(store)
+    for query in (decl.iloc[len(decl) // 2 :], decl.sample(500, random_state=1)):
+        expected = store.as_of(query)
+        pd.testing.assert_frame_equal(index.as_of(query)[expected.columns], expected)
