@@ -20,6 +20,9 @@ import pandas as pd
 from targeting.schema import DECLARATIONS, INSPECTIONS, N_REASONS
 
 HISTORY_ENV = "TARGETING_HISTORY"
+#: batches up to this many rows are answered through the history index (serving); larger ones by one
+#: sort-merge with the store, which is cheaper when the batch is a good part of the store
+INDEX_MAX_ROWS = 50_000
 #: LightGBM threads for prediction and explanations (benchmarks/threads.py: 2 threads predict 1.8x faster
 #: on an idle 2-core machine and still 1.2x with the other core busy)
 THREADS_ENV = "TARGETING_THREADS"
@@ -103,9 +106,20 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         self._set_store(self.history().including(rows))
 
     def _set_store(self, store: Any) -> None:
+        self._store, self._index = store, None
+
+    def _as_of(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """As-of history of the rows. Both paths give the same answers (tests/test_history_index.py); only
+        their cost differs: a large batch is one sort-merge with the store, small requests (serving) use
+        the index, built once on first use."""
         from targeting.history_index import HistoryIndex
 
-        self._store, self._index = store, HistoryIndex(store)
+        store = self.history()
+        if len(rows) > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
+            return store.as_of(rows)
+        if self._index is None:
+            self._index = HistoryIndex(store)
+        return self._index.as_of(rows)
 
     def history(self):
         from targeting.history import HistoryStore
@@ -124,8 +138,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def score_rows(self, rows: pd.DataFrame) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores.
         The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
-        self.history()  # loads the store and its index on first use
-        annotated = pd.concat([rows, self._index.as_of(rows)], axis=1)
+        annotated = pd.concat([rows, self._as_of(rows)], axis=1)
         matrix = self.model.matrix(annotated)
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))

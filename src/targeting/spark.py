@@ -43,7 +43,10 @@ def session(master: str = "local[2]", app: str = "targeting-score") -> Any:
     # Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    return (SparkSession.builder.master(master).appName(app)
+    builder = SparkSession.builder
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master comes from spark-submit
+        builder = builder.master(master)
+    return (builder.appName(app)
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             .config("spark.ui.enabled", "false")
