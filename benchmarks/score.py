@@ -71,7 +71,7 @@ from targeting.report import write_report
 from targeting.score import DEFAULT_BUDGETS, parse_budgets
 result, manifests = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history",
                                 cache / "out", parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
-say("report (200 cards)")
+say("report (100 cards)")
 write_report(cache / "out")
 say("end")
 scores = result.scores
