@@ -25,10 +25,17 @@ def champion(tmp_path_factory):
     mp.undo()
 
 
-def test_spark_scores_equal_the_pandas_scores_row_for_row(champion) -> None:
-    folder, world = champion
-    manifests = sorted((world / "declarations").glob("*.parquet"))[-2:]  # two days, two files
-    common = ["--history", str(world), "--budget", "SEA=10%,AIR=5%,POST=5%,EXPRESS=3%", "--explore", "20%",
+def test_spark_scores_equal_the_pandas_scores_row_for_row(champion, small_world) -> None:
+    folder, _ = champion
+    # the manifest: the last two days of the `small` world, in two files; its history: the small world
+    decl = pd.read_parquet(small_world / "declarations.parquet")
+    days = decl["filed_at"].dt.normalize()
+    manifests = []
+    for day in sorted(days.unique())[-2:]:
+        path = folder / f"manifest-{day.date()}.parquet"
+        decl[days == day].to_parquet(path)
+        manifests.append(path)
+    common = ["--history", str(small_world), "--budget", "SEA=10%,AIR=5%,POST=5%,EXPRESS=3%", "--explore", "20%",
               "--seed", "3", "--no-report"]  # fmt: skip
     runs = {}
     for engine in ("pandas", "spark"):
@@ -49,7 +56,7 @@ def test_spark_scores_equal_the_pandas_scores_row_for_row(champion) -> None:
         runs[engine] = out
     pandas_scores = pd.read_parquet(runs["pandas"] / "scores.parquet").drop(columns=["scored_at"])
     spark_scores = pd.read_parquet(runs["spark"] / "scores.parquet").drop(columns=["scored_at"])
-    assert len(pandas_scores) > 100 and (pandas_scores["decision"] == "EXPLORE").any()
+    assert len(pandas_scores) > 1500 and (pandas_scores["decision"] == "EXPLORE").any()
     pd.testing.assert_frame_equal(spark_scores, pandas_scores, check_exact=False, rtol=1e-12)
 
     # the Spark writer's dataset partitioned by mode holds the same rows
