@@ -116,7 +116,8 @@ def build_report(out_dir: Path, max_cards: int = MAX_CARDS) -> str:
         cards=cards,
         n_flagged=len(flagged),
         histogram=histogram(scores) if len(scores) else None,
-        drift=drift.head(10).to_dict("records") if len(drift) else [],
+        drift=drift[~drift["grows_with_time"].astype(bool)].head(10).to_dict("records") if len(drift) else [],
+        as_of=drift[drift["grows_with_time"].astype(bool)].head(3).to_dict("records") if len(drift) else [],
         psi_warning=0.2,
     )
 
