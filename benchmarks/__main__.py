@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-BENCHMARKS = ("simulate", "threads", "train", "score", "serve")
+BENCHMARKS = ("simulate", "threads", "train", "score", "serve", "shapes")
 
 
 def main(argv: list[str]) -> None:

@@ -106,3 +106,13 @@ def test_union_state_round_trips_through_json(labelled) -> None:
     b = union_from_state(json.loads(json.dumps(union_state(union)))).transform(X)
     assert list(a.columns) == list(b.columns)
     np.testing.assert_allclose(union.transform(X).to_numpy(), b.to_numpy(), equal_nan=True)
+
+
+def test_categorical_codes_read_a_numeric_level_the_same_as_int_or_float_and_unseen_as_rare() -> None:
+    from targeting.features.categorical import CategoricalCodes
+
+    train = pd.DataFrame({"office": [10] * 30 + [20] * 25 + [30] * 5})
+    codes = CategoricalCodes(columns=("office",), min_count=20).fit(train)
+    assert codes.vocab_["office"] == ["10", "20", "__rare__"]
+    later = pd.DataFrame({"office": [10.0, 20.0, 30.0, 99.0, np.nan]})  # a missing value makes it float
+    np.testing.assert_array_equal(codes.transform(later)["cat_office"].to_numpy(), [0, 1, 2, 2, np.nan])

@@ -1,7 +1,7 @@
 """Categorical columns as integer codes from the training window's vocabulary.
 
-Levels seen fewer than `min_count` times share one "rare" code; missing and unseen levels are NaN, so
-LightGBM treats them as missing rather than as some arbitrary category (and no pandas `category`
+Levels seen fewer than `min_count` times in training, and levels never seen there, share one "rare" code;
+missing values are NaN, so LightGBM treats them as missing rather than as some arbitrary category (and no pandas `category`
 dtype crosses the pyfunc boundary, mlflow#12910).
 """
 
@@ -21,6 +21,17 @@ DEFAULT_COLUMNS = ("mode", "origin_country", "goods_origin_country", "load_loc",
 RARE = "__rare__"
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Levels as text, the same whether a numeric code arrived as an int or as a float with missing
+    values (1 and 1.0 are both "1"); missing stays missing."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        v = values.to_numpy(dtype=float)
+        finite = v[np.isfinite(v)]
+        if np.array_equal(finite, np.round(finite)):
+            values = values.astype("Int64")
+    return values.astype("str")
+
+
 class CategoricalCodes(FrameTransformer):
     def __init__(self, columns: tuple[str, ...] = DEFAULT_COLUMNS, min_count: int = 20) -> None:
         self.columns = columns
@@ -32,7 +43,7 @@ class CategoricalCodes(FrameTransformer):
             if c not in X:
                 self.vocab_[c] = []
                 continue
-            counts = X[c].astype("object").dropna().astype(str).value_counts()
+            counts = _as_text(X[c]).dropna().value_counts()
             self.vocab_[c] = sorted(counts[counts >= self.min_count].index) + [RARE]
         self.names_ = [f"cat_{c}" for c in self.columns]
         return self
@@ -45,10 +56,10 @@ class CategoricalCodes(FrameTransformer):
             if c not in X or not vocab:
                 data[f"cat_{c}"] = np.full(len(X), np.nan)
                 continue
-            values = X[c].astype("object")
-            codes = pd.Categorical(
-                values.where(values.isin(vocab[:-1]), RARE), categories=vocab
-            ).codes.astype(float)
+            # as text, exactly as the vocabulary was counted (a numeric code 1 is the level "1")
+            values = _as_text(X[c])
+            codes = pd.Index(vocab[:-1]).get_indexer(values).astype(float)
+            codes[codes < 0] = len(vocab) - 1  # unseen in training: the rare code
             codes[values.isna().to_numpy()] = np.nan
             data[f"cat_{c}"] = codes
         return self._frame(X, data)
