@@ -23,3 +23,14 @@ def run_child(code: str) -> dict[str, float]:
         raise SystemExit(f"benchmark child failed:\n{done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+#: child code recording wall time and peak memory at each `say(stage)` into STAGES (FIRST: the opening stage)
+STAGE_RECORDER = """
+STAGES = []
+_last = [time.perf_counter(), {first!r}]
+def say(stage):
+    now = time.perf_counter()
+    STAGES.append([_last[1], now - _last[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20])
+    _last[0], _last[1] = now, stage
+"""

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._measure import run_child
+from benchmarks._measure import STAGE_RECORDER, run_child
 from benchmarks.train import dev_world
 
 CACHE = Path("data/interim/bench-score")
@@ -60,12 +60,7 @@ cache = Path({cache!r}).resolve()
 os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
 os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
-STAGES = []
-_last = [time.perf_counter(), "start"]
-def say(stage):
-    now = time.perf_counter()
-    STAGES.append([_last[1], now - _last[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20])
-    _last[0], _last[1] = now, stage
+{recorder}
 from targeting.pipeline import score_files
 from targeting.report import write_report
 from targeting.score import DEFAULT_BUDGETS, parse_budgets
@@ -115,7 +110,7 @@ def setup() -> Path:
 def main() -> None:
     cache = setup()
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    run = run_child(_RUN.format(cache=str(cache)))
+    run = run_child(_RUN.format(cache=str(cache), recorder=STAGE_RECORDER.format(first="start")))
     floor = run_child(_FLOOR.format(cache=str(cache), model_uri=run["model_uri"], selected=run["selected"]))
     stages = [s for s in run["stages"] if s[0] != "start"]
     scoring = sum(s[1] for s in stages if not s[0].startswith("report"))

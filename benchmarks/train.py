@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks._measure import run_child
+from benchmarks._measure import STAGE_RECORDER, run_child
 
 TRAIN_END, VALID_END = "2023-08-29", "2023-10-28"  # days 240 and 300 of the dev world
 
@@ -30,16 +30,12 @@ def dev_world() -> Path:
 
 
 def _code(world: Path, store: str, threads: int) -> str:
+    recorder = STAGE_RECORDER.format(first="reading tables")
     return f"""
 import os
 os.chdir({store!r})
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + {store!r} + "/mlflow.db"
-STAGES = []
-_last = [time.perf_counter(), "reading tables"]
-def say(stage):
-    now = time.perf_counter()
-    STAGES.append([_last[1], now - _last[0], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20])
-    _last[0], _last[1] = now, stage
+{recorder}
 from pathlib import Path
 from targeting.io import read_parquet
 from targeting.model import TrainConfig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -95,6 +97,21 @@ def small_world(tmp_path_factory) -> Path:
     from targeting.simulate.run import simulate
 
     return simulate(preset("small", seed=7), tmp_path_factory.mktemp("small7"))
+
+
+@contextmanager
+def scratch_project(folder: Path, **env: str) -> Iterator[Path]:
+    """Work in `folder` with its own MLflow store (and extra environment variables), undone afterwards."""
+    mp = pytest.MonkeyPatch()
+    mp.chdir(folder)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+    mp.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    for key, value in env.items():
+        mp.setenv(key, value)
+    try:
+        yield folder
+    finally:
+        mp.undo()
 
 
 def make_champion(folder: Path) -> Path:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from targeting.cli import app
 
-from .conftest import make_champion
+from .conftest import make_champion, scratch_project
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -23,14 +23,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
     """A tiny world, a model trained on its first 10 days, registered and promoted, in a scratch store."""
-    folder = tmp_path_factory.mktemp("scoring")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(folder)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    mp.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    world = make_champion(folder)
-    yield folder, world
-    mp.undo()
+    with scratch_project(tmp_path_factory.mktemp("scoring")) as folder:
+        yield folder, make_champion(folder)
 
 
 def _manifests(folder: Path, world: Path) -> tuple[Path, Path, int]:

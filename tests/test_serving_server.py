@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from targeting.cli import app
 from targeting.serving import request_rows
 
-from .conftest import make_champion
+from .conftest import make_champion, scratch_project
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +53,11 @@ def _alive(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("serving")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(folder)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    mp.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with scratch_project(tmp_path_factory.mktemp("serving")) as folder:
+        yield from _serve(folder)
+
+
+def _serve(folder: Path):
     world = make_champion(folder)
     port = _free_port()
     log = (folder / "server.log").open("w")
@@ -72,7 +72,6 @@ def server(tmp_path_factory):
     yield port, folder, world
     os.killpg(process.pid, 15)
     process.wait(timeout=30)
-    mp.undo()
 
 
 def _day(world: Path) -> pd.DataFrame:

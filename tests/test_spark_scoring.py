@@ -9,20 +9,15 @@ from typer.testing import CliRunner
 
 from targeting.cli import app
 
-from .conftest import make_champion
+from .conftest import make_champion, scratch_project
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def champion(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("spark")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(folder)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    mp.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    yield folder, make_champion(folder)
-    mp.undo()
+    with scratch_project(tmp_path_factory.mktemp("spark"), SPARK_LOCAL_IP="127.0.0.1") as folder:
+        yield folder, make_champion(folder)
 
 
 def test_spark_scores_equal_the_pandas_scores_row_for_row(champion, small_world) -> None:
