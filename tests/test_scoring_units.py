@@ -144,3 +144,14 @@ def test_sentences_carry_the_rows_own_values() -> None:
         "addressee received parcels from 4 different senders in 30 days"
     )
     assert SENTENCES["phone"](row) == "linked by phone to a consignee with a seizure on 2024-03-02"
+
+
+def test_score_refuses_an_unknown_engine_before_reading_anything(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from targeting.cli import app
+
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "missing.csv"), "--engine", "flink",
+                                      "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 1 and "--engine 'flink': choose pandas or spark" in result.output
+    assert not (tmp_path / "out").exists()

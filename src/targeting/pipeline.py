@@ -126,16 +126,22 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
                 explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
                 engine: str = "pandas", spark_master: str = "local[2]") -> Any:  # fmt: skip
     """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
+    import importlib.util
+
     from targeting.score import score_batch
 
     say = progress or (lambda _s: None)
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"--engine {engine!r}: choose pandas or spark")
+    if engine == "spark" and importlib.util.find_spec("pyspark") is None:
+        raise ConfigError(
+            "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
+        )
     say(f"reading and validating {len(paths)} manifest(s)")
     manifests = read_manifests(paths)
     say("loading the model")
     scorer, resolved = load_scorer(model_uri, history)
     spark = None
-    if engine not in ("pandas", "spark"):
-        raise ConfigError(f"--engine {engine!r}: choose pandas or spark")
     if len(manifests.valid) and engine == "spark":
         from targeting.spark import score_spark, session
 
