@@ -134,3 +134,27 @@ def test_search_refuses_a_training_window_without_enough_positives() -> None:
     y[:10] = True  # all positives in the fitting part, none in the tuning tail
     with pytest.raises(ConfigError, match="--search needs >= 5 positives"):
         search(rows, y, TrainConfig(), n_trials=2)
+
+
+def test_mlflow_run_train_entry_point_works_offline(project) -> None:
+    """`mlflow run . -e train --env-manager local`: the CLI logs into the run MLflow made for it."""
+    import subprocess
+    import sys
+
+    import mlflow
+
+    folder, run = project
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    for inherited in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):  # set by earlier tests
+        env.pop(inherited, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "train", "--env-manager", "local",
+         "--experiment-name", "targeting", "-P", f"declarations={run / 'declarations.parquet'}",
+         "-P", f"inspections={run / 'inspections.parquet'}", "-P", "train_end=2023-01-10",
+         "-P", "valid_end=2023-01-15"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = mlflow.search_runs(experiment_names=["targeting"], order_by=["attributes.start_time DESC"]).iloc[0]
+    assert last["tags.mlflow.project.entryPoint"] == "train"
+    assert np.isfinite(last["metrics.pr_auc"]) and last["params.train_end"] == "2023-01-10"

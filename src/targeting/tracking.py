@@ -25,6 +25,8 @@ def setup(experiment: str = EXPERIMENT, project: Path | None = None) -> str:
     uri = tracking_uri(project)
     mlflow.set_tracking_uri(uri)
     os.environ["MLFLOW_TRACKING_URI"] = uri  # child processes (mlflow models serve) see the same store
+    if os.environ.get("MLFLOW_RUN_ID"):  # inside `mlflow run`: log into the run (and experiment) it made
+        return uri
     if mlflow.get_experiment_by_name(experiment) is None:
         root = (project or Path.cwd()).resolve()
         location = (root / "mlruns").as_uri() if uri.startswith("sqlite") else None

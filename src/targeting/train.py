@@ -142,9 +142,10 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
     params = {"target": meta["target"], "train_window": meta["train_window"], "valid_window": meta["valid_window"],
               **params}  # fmt: skip
     with mlflow.start_run() as run:
-        mlflow.log_params(
-            {k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v) for k, v in params.items()}
-        )
+        # inside `mlflow run` the entry point's parameters are logged already (as given): keep those
+        logged = mlflow.get_run(run.info.run_id).data.params
+        mlflow.log_params({k: (json.dumps(v) if isinstance(v, dict | list | tuple) else v)
+                           for k, v in params.items() if k not in logged})  # fmt: skip
         mlflow.log_params({"n_train": result.n_train, "n_valid": result.n_valid,
                            "best_iteration": result.model.meta["best_iteration"]})  # fmt: skip
         mlflow.log_metrics({k: float(v) for k, v in result.metrics.items() if np.isfinite(v)})
