@@ -148,14 +148,21 @@ def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s, times: bool = True) -> d
     for k in ("decl", "insp", "hits"):
         res[k][missing] = np.nan
     if times:
-        big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-        first_seen = (
-            pd.Series(np.where(is_decl, sec, big)).groupby(group).cummin().to_numpy()[at].astype(float)
-        )
-        last_hit = pd.Series(np.where(is_insp & hit_all, sec, small)).groupby(group).cummax().to_numpy()[at]
-        last_hit = last_hit.astype(float)
-        first_seen[(first_seen == big) | missing] = np.nan
-        last_hit[(last_hit == small) | missing] = np.nan
+        # first seen: events are sorted by time within a key, so once a declaration precedes the query the
+        # key's first declaration does too; last hit: a running maximum that cannot cross keys, because
+        # each key's values are offset by group * span (seconds shifted to be >= 0 and < span)
+        base = int(sec.min()) if len(sec) else 0
+        shifted = sec - base
+        span = int(shifted.max()) + 2 if len(sec) else 2
+        group_start = np.flatnonzero(start)
+        first_decl = np.minimum.reduceat(np.where(is_decl, shifted, np.iinfo(np.int64).max), group_start)
+        first_seen = np.where(decl_n[at] > 0, first_decl[group[at]] + base, np.nan).astype(float)
+        offset = group.astype(np.int64) * span
+        running = np.maximum.accumulate(np.where(is_insp & hit_all, shifted, -1) + offset)
+        last = running[at] - offset[at]
+        last_hit = np.where(last >= 0, last + base, np.nan).astype(float)
+        first_seen[missing] = np.nan
+        last_hit[missing] = np.nan
         res.update({"first_seen_s": first_seen, "last_hit_s": last_hit})
     return res
 
