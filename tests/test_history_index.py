@@ -77,3 +77,12 @@ def test_index_equals_the_reference_on_a_simulated_world(tmp_path) -> None:
     for query in (decl.iloc[len(decl) // 2 :], decl.sample(500, random_state=1)):
         expected = store.as_of(query)
         pd.testing.assert_frame_equal(index.as_of(query)[expected.columns], expected)
+
+
+def test_index_of_an_empty_store_answers_as_the_reference() -> None:
+    from targeting.schema import DECLARATIONS, INSPECTIONS
+
+    store = HistoryStore.from_tables(DECLARATIONS.empty_frame(), INSPECTIONS.empty_frame(), "hit")
+    decl, _ = _random_tables(0, n=50)
+    expected = store.as_of(decl)
+    pd.testing.assert_frame_equal(HistoryIndex(store).as_of(decl)[expected.columns], expected)

@@ -167,15 +167,22 @@ def _running(d_key, d_s, o_key, o_s, o_hit, q_key, q_s, times: bool = True) -> d
     return res
 
 
+def first_per_key(key: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Positions of each key's earliest event, in ascending key order (ties in time: the first listed)."""
+    if len(key) == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((seconds, key))
+    return order[np.r_[True, key[order][1:] != key[order][:-1]]]
+
+
 def _new_pairs_in_window(addr: pd.Series, sender: pd.Series, d_s: np.ndarray, q_addr: pd.Series,
                          q_s: np.ndarray, days: int = WINDOW_DAYS) -> np.ndarray:  # fmt: skip
     """Senders seen for the first time at an address within the `days` before each query."""
     a_code, q_code = _codes(addr, q_addr)
     s_code = _codes(sender)[0]
     pair = a_code.astype(np.int64) * (int(s_code.max()) + 2) + s_code
-    order = np.lexsort((d_s, pair))
-    first = np.r_[True, pair[order][1:] != pair[order][:-1]]
-    keep = order[first & (a_code[order] >= 0) & (s_code[order] >= 0)]
+    keep = first_per_key(pair, d_s)
+    keep = keep[(a_code[keep] >= 0) & (s_code[keep] >= 0)]
     ev = np.sort(a_code[keep].astype(np.int64) * _SPAN + d_s[keep])
     q = q_code.astype(np.int64) * _SPAN + q_s
     count = np.searchsorted(ev, q, "left") - np.searchsorted(ev, q - days * 86_400, "left")

@@ -24,6 +24,7 @@ from targeting.history import (
     HistoryStore,
     _running,
     _seconds,
+    first_per_key,
 )
 
 _PAIR = np.int64(2**31)  # pair key = address code * _PAIR + sender code
@@ -89,9 +90,7 @@ class HistoryIndex:
             s_codes, s_uni = pd.factorize(_values(decl["consignor_id"]), use_na_sentinel=True)
             ok = (a_codes >= 0) & (s_codes >= 0)
             pair = a_codes[ok].astype(np.int64) * _PAIR + s_codes[ok]
-            order = np.lexsort((decl_s[ok], pair))
-            first = np.r_[True, pair[order][1:] != pair[order][:-1]]
-            keep = order[first]
+            keep = first_per_key(pair, decl_s[ok])
             self.pairs = {
                 "addr": pd.Index(a_uni), "sender": pd.Index(s_uni),
                 "pair": pair[keep], "first_s": decl_s[ok][keep],  # sorted by pair
@@ -166,14 +165,14 @@ class HistoryIndex:
         ok = (ba >= 0) & (bs >= 0)
         if ok.any():
             pair = ba[ok].astype(np.int64) * _PAIR + bs[ok]
-            order = np.lexsort((b_s[ok], pair))
-            first = np.r_[True, pair[order][1:] != pair[order][:-1]]
-            b_pair, b_first, b_addr = pair[order][first], b_s[ok][order][first], ba[ok][order][first]
-            pos = np.searchsorted(p["pair"], b_pair)
-            known = (pos < len(p["pair"])) & (p["pair"][np.minimum(pos, len(p["pair"]) - 1)] == b_pair)
-            store_first = np.where(
-                known, p["first_s"][np.minimum(pos, len(p["first_s"]) - 1)], np.iinfo(np.int64).max
-            )
+            first = first_per_key(pair, b_s[ok])
+            b_pair, b_first, b_addr = pair[first], b_s[ok][first], ba[ok][first]
+            known = np.zeros(len(b_pair), bool)
+            store_first = np.full(len(b_pair), np.iinfo(np.int64).max)
+            if len(p["pair"]):  # the store's first time of each batch pair, where the store has the pair
+                pos = np.minimum(np.searchsorted(p["pair"], b_pair), len(p["pair"]) - 1)
+                known = p["pair"][pos] == b_pair
+                store_first = np.where(known, p["first_s"][pos], store_first)
             moved = b_first < store_first
             added = np.sort(b_addr[moved].astype(np.int64) * _SPAN + b_first[moved])
             removed = np.sort(b_addr[moved & known].astype(np.int64) * _SPAN + store_first[moved & known])
