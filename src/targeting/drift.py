@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 PSI_WARNING = 0.2
+#: the columns of a PSI table (an empty one when the model carries no reference)
+NO_DRIFT = ("column", "psi", "grows_with_time", "warning")
 #: as-of history state moves with time by construction (a later batch always has longer tenures, more prior
 #: declarations, and hit rates updated by every outcome since training; a route's smoothed rate takes few
 #: values, so even a small update moves all its rows to another bin): reported, never a warning
@@ -100,6 +102,3 @@ def psi_from_counts(reference: dict[str, Any], counts: dict[str, np.ndarray]) ->
 def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
     """PSI per feature (and `risk_score`) of a batch against the reference, largest first."""
     return psi_from_counts(reference, bin_counts(reference, matrix, scores))
-
-
-NO_DRIFT = ("column", "psi", "grows_with_time", "warning")

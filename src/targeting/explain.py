@@ -264,6 +264,10 @@ SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+#: the long table of every reason group of every explained row
+EXPLANATION_COLUMNS = ("declaration_id", "group", "label", "contribution", "sentence")
+
+
 @dataclass
 class Explanations:
     reasons: pd.DataFrame  # index as the explained rows: reason_i, reason_i_feature, reason_i_contribution
@@ -302,7 +306,7 @@ def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reaso
                 (ids[i], g, GROUP_LABELS[g], float(values[i, j]), SENTENCES[g](r))
                 for j, g in enumerate(group_names)
             ]
-    groups = pd.DataFrame(long, columns=["declaration_id", "group", "label", "contribution", "sentence"])
+    groups = pd.DataFrame(long, columns=list(EXPLANATION_COLUMNS))
     expected = float(contrib[0, -1]) if len(contrib) else float("nan")
     return Explanations(pd.DataFrame(reasons, index=annotated.index), groups, expected)
 

@@ -14,10 +14,15 @@ def n_selected(k_percent: float, n: int) -> int:
     return max(1, int(np.floor(k_percent / 100 * n + 1e-9))) if n else 0
 
 
+def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Row positions by score descending, ties by declaration id ascending (evaluation.md §1)."""
+    return np.lexsort((np.asarray(ids, dtype=object), -np.asarray(scores, dtype=float)))
+
+
 def select_top(scores: pd.Series | np.ndarray, ids: pd.Series | np.ndarray, k_percent: float) -> np.ndarray:
     """Boolean mask of the top k% by score, ties broken by declaration id ascending."""
     scores, ids = np.asarray(scores, dtype=float), np.asarray(ids, dtype=object)
-    order = np.lexsort((ids, -scores))  # last key is primary: score desc, then id asc
+    order = ranking_order(scores, ids)
     chosen = np.zeros(len(scores), bool)
     chosen[order[: n_selected(k_percent, len(scores))]] = True
     return chosen

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -21,6 +21,9 @@ from sklearn.linear_model import LogisticRegression
 from targeting.features import FeatureConfig, build_features
 from targeting.features.build import categorical_names, union_from_state, union_state
 from targeting.history import HistoryStore
+
+if TYPE_CHECKING:
+    from targeting.history_index import HistoryIndex
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -106,8 +109,8 @@ class TargetingModel:
         return cls(features, booster, (float(a), float(b)), meta)
 
 
-def annotate(declarations: pd.DataFrame, store: HistoryStore) -> pd.DataFrame:
-    """Declarations with the store's as-of counts alongside (index kept)."""
+def annotate(declarations: pd.DataFrame, store: HistoryStore | HistoryIndex) -> pd.DataFrame:
+    """Declarations with the as-of counts of the store (or its index) alongside (index kept)."""
     return pd.concat([declarations, store.as_of(declarations)], axis=1)
 
 

@@ -14,7 +14,7 @@ from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
 from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
 from targeting.io import read_raw, write_json, write_tables
-from targeting.schema import DECLARATION_ID, DECLARATIONS, REJECT_REASON, SCORES, SOURCE_ROW, table
+from targeting.schema import DECLARATION_ID, DECLARATIONS, REJECT_REASON, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, validate_frame
 
 
@@ -128,7 +128,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
     import importlib.util
 
-    from targeting.score import score_batch
+    from targeting.score import empty_result, score_batch
 
     say = progress or (lambda _s: None)
     if engine not in ("pandas", "spark"):
@@ -151,12 +151,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     elif len(manifests.valid):
         result = score_batch(manifests.valid, scorer, resolved, budgets, explore, seed, progress=say)
     else:
-        from targeting.score import ScoreResult, summarise
-
-        empty = SCORES.empty_frame().assign(selection_propensity=pd.Series(dtype=float))
-        result = ScoreResult(empty, pd.DataFrame(columns=["declaration_id", "group", "label", "contribution", "sentence"]),
-                             float("nan"), pd.DataFrame(columns=["column", "psi", "grows_with_time", "warning"]))  # fmt: skip
-        result.summary = summarise(empty, budgets, explore, result.drift)
+        result = empty_result(budgets, explore)
     if len(result.scores) + len(manifests.rejects) != manifests.n_read:
         raise AssertionError("row accounting broken: scores + rejects != rows read")
     result.summary.update({"model_uri": resolved, "manifests": [str(p) for p in paths], "rows_read": manifests.n_read,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from targeting.explain import EXPLANATION_COLUMNS
 from targeting.io import read_parquet, write_text
 
 #: cards drawn per report (the rest are listed in scores.csv); shap draws a waterfall in ~0.25 s
@@ -86,7 +87,7 @@ def build_report(out_dir: Path, max_cards: int = MAX_CARDS) -> str:
     summary = json.loads((out_dir / "summary.json").read_text())
     scores = read_parquet(out_dir / "scores.parquet")
     explanations = read_parquet(out_dir / "explanations.parquet") if (out_dir / "explanations.parquet").exists() \
-        else pd.DataFrame(columns=["declaration_id", "group", "label", "contribution", "sentence"])  # fmt: skip
+        else pd.DataFrame(columns=list(EXPLANATION_COLUMNS))  # fmt: skip
     selected = read_parquet(out_dir / "selected.parquet") if (out_dir / "selected.parquet").exists() \
         else pd.DataFrame(columns=["declaration_id"])  # fmt: skip
     drift = pd.read_csv(out_dir / "drift.csv") if (out_dir / "drift.csv").exists() else pd.DataFrame()

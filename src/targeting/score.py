@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from targeting.errors import ConfigError
-from targeting.metrics import n_selected
+from targeting.metrics import n_selected, ranking_order
 from targeting.schema import MODES, N_REASONS, SCORES
 
 DEFAULT_BUDGETS = "SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%"
@@ -86,7 +86,7 @@ def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
         k = budgets[mode].capacity(len(part)) if mode in budgets else 0
         expected_explore = k * explore
         e = int(np.floor(expected_explore + rng.random())) if k else 0
-        order = np.lexsort((part["declaration_id"].astype(str).to_numpy(), -part["risk_score"].to_numpy()))
+        order = ranking_order(part["risk_score"].to_numpy(), part["declaration_id"].astype(str).to_numpy())
         top, rest = part.index[order[: k - e]], part.index[order[k - e :]]
         decision[top] = "INSPECT"
         propensity[top] = 1.0
@@ -110,7 +110,7 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
                 seed: int = 0, scored_at: pd.Timestamp | None = None,
                 progress: Callable[[str], None] | None = None) -> ScoreResult:  # fmt: skip
     """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of)."""
-    from targeting.drift import NO_DRIFT, psi
+    from targeting.drift import psi
 
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
@@ -123,15 +123,8 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
         frame, chosen, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
     )
     reference = scorer.model.meta.get("reference")
-    drift = (
-        psi(reference, scored.matrix, scored.risk_score)
-        if reference
-        else pd.DataFrame(columns=list(NO_DRIFT))
-    )
-    scores = finish(frame, order, model_uri, scored_at)
-    return ScoreResult(
-        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
-    )
+    drift = psi(reference, scored.matrix, scored.risk_score) if reference else None
+    return assemble(frame, order, exp, drift, model_uri, scored_at, budgets, explore)
 
 
 def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Budget], explore: float,
@@ -140,7 +133,7 @@ def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Bud
     frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
                           "mode": rows["mode"].astype(str).to_numpy(), "risk_score": np.asarray(risk, float)})  # fmt: skip
     frame = pd.concat([frame, decide(frame, budgets, explore, np.random.default_rng(seed))], axis=1)
-    order = np.lexsort((frame["declaration_id"].to_numpy(), -frame["risk_score"].to_numpy()))
+    order = ranking_order(frame["risk_score"].to_numpy(), frame["declaration_id"].to_numpy())
     frame["risk_rank"] = 0
     frame.loc[order, "risk_rank"] = np.arange(1, len(frame) + 1)
     chosen = np.flatnonzero(frame["decision"].isin(["INSPECT", "EXPLORE"]).to_numpy())
@@ -160,14 +153,30 @@ def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annota
     return exp
 
 
-def finish(
-    frame: pd.DataFrame, order: np.ndarray, model_uri: str, scored_at: pd.Timestamp | None
-) -> pd.DataFrame:
-    """The `scores` table: contract columns (+ selection_propensity) in ranking order."""
+def assemble(frame: pd.DataFrame, order: np.ndarray, exp: Any, drift: pd.DataFrame | None, model_uri: str,
+             scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float) -> ScoreResult:  # fmt: skip
+    """The result: `scores` (contract columns + selection_propensity, in ranking order), explanations,
+    drift (an empty table when the model has no reference) and the summary."""
+    from targeting.drift import NO_DRIFT
+
     frame["model_uri"] = model_uri
     frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
-    scores = frame.iloc[order].reset_index(drop=True)
-    return scores[[*SCORES.names, "selection_propensity"]]
+    scores = frame.iloc[order].reset_index(drop=True)[[*SCORES.names, "selection_propensity"]]
+    drift = drift if drift is not None else pd.DataFrame(columns=list(NO_DRIFT))
+    return ScoreResult(
+        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
+    )
+
+
+def empty_result(budgets: dict[str, Budget], explore: float) -> ScoreResult:
+    """The result of a batch in which no row passed validation (every row is in `rejects`)."""
+    from targeting.drift import NO_DRIFT
+    from targeting.explain import EXPLANATION_COLUMNS
+
+    scores = SCORES.empty_frame().assign(selection_propensity=pd.Series(dtype=float))
+    drift = pd.DataFrame(columns=list(NO_DRIFT))
+    explanations = pd.DataFrame(columns=list(EXPLANATION_COLUMNS))
+    return ScoreResult(scores, explanations, float("nan"), drift, summarise(scores, budgets, explore, drift))
 
 
 def summarise(

@@ -108,18 +108,18 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def _set_store(self, store: Any) -> None:
         self._store, self._index = store, None
 
-    def _as_of(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """As-of history of the rows. Both paths give the same answers (tests/test_history_index.py); only
-        their cost differs: a large batch is one sort-merge with the store, small requests (serving) use
-        the index, built once on first use."""
+    def _answerer(self, n_rows: int) -> Any:
+        """Who answers the as-of questions of `n_rows` rows. Both give the same answers
+        (tests/test_history_index.py); only their cost differs: a large batch is one sort-merge with the
+        store, small requests (serving) use the index, built once on first use."""
         from targeting.history_index import HistoryIndex
 
         store = self.history()
-        if len(rows) > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
-            return store.as_of(rows)
+        if n_rows > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
+            return store
         if self._index is None:
             self._index = HistoryIndex(store)
-        return self._index.as_of(rows)
+        return self._index
 
     def history(self):
         from targeting.history import HistoryStore
@@ -138,7 +138,9 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def score_rows(self, rows: pd.DataFrame) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores.
         The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
-        annotated = pd.concat([rows, self._as_of(rows)], axis=1)
+        from targeting.model import annotate
+
+        annotated = annotate(rows, self._answerer(len(rows)))
         matrix = self.model.matrix(annotated)
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))

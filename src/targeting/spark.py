@@ -93,9 +93,9 @@ def score_spark(spark: Any, rows: pd.DataFrame, scorer: Any, model_uri: str, bud
                 explore: float, seed: int = 0, scored_at: pd.Timestamp | None = None,
                 progress: Callable[[str], None] | None = None) -> Any:  # fmt: skip
     """`score.score_batch` with the scores computed on Spark executors (same result, row for row)."""
-    from targeting.drift import NO_DRIFT, psi_from_counts
+    from targeting.drift import psi_from_counts
     from targeting.history import HISTORY_COLUMNS
-    from targeting.score import ScoreResult, attach_reasons, finish, rank_and_decide, summarise
+    from targeting.score import assemble, attach_reasons, rank_and_decide
 
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
@@ -123,13 +123,8 @@ def score_spark(spark: Any, rows: pd.DataFrame, scorer: Any, model_uri: str, bud
     selected = scorer.score_rows(rows.iloc[chosen])
     exp = attach_reasons(frame, chosen, scorer.model.booster, selected.annotated, selected.matrix)
     reference = scorer.model.meta.get("reference")
-    drift = (
-        psi_from_counts(reference, counts) if reference and counts else pd.DataFrame(columns=list(NO_DRIFT))
-    )
-    scores = finish(frame, order, model_uri, scored_at)
-    return ScoreResult(
-        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
-    )
+    drift = psi_from_counts(reference, counts) if reference and counts else None
+    return assemble(frame, order, exp, drift, model_uri, scored_at, budgets, explore)
 
 
 def write_partitioned(spark: Any, scores: pd.DataFrame, folder: Path) -> Path:
