@@ -14,10 +14,12 @@ export OMP_WAIT_POLICY := passive
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# --compile-bytecode: this machine sets PYTHONDONTWRITEBYTECODE, so without .pyc files written at install every
+# command compiled mlflow, sklearn and lightgbm again (imports 7.6 s -> 2.8 s)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
@@ -26,7 +28,7 @@ venv: $(STAMP) ## create .venv with the locked dependencies and the package
 # the optional Spark engine (pyspark, the `spark` extra) for its test; Java 17 comes with the machine
 SPARK_STAMP := $(VENV)/.installed-spark
 $(SPARK_STAMP): $(STAMP) requirements-spark.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-spark.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-spark.lock
 	touch $(SPARK_STAMP)
 
 spark: $(SPARK_STAMP) ## install the optional Spark engine (pyspark) into .venv
