@@ -86,3 +86,46 @@ def test_index_of_an_empty_store_answers_as_the_reference() -> None:
     decl, _ = _random_tables(0, n=50)
     expected = store.as_of(decl)
     pd.testing.assert_frame_equal(HistoryIndex(store).as_of(decl)[expected.columns], expected)
+
+
+def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, monkeypatch) -> None:
+    """The index saved beside a history folder and read back, answering through the large-batch lookups
+    (Arrow set lookups) and on two threads, still equals the reference."""
+    import targeting.history_index as hi
+    from targeting.pipeline import build_history_index
+
+    decl, insp = _random_tables(3)
+    decl = decl.sort_values("filed_at", kind="stable").reset_index(drop=True)
+    history = tmp_path / "history"
+    history.mkdir()
+    decl.iloc[:400].to_parquet(history / "declarations.parquet")
+    insp.to_parquet(history / "inspections.parquet")  # outcomes of rows not stored yet, too
+    folder, counts = build_history_index(history, "hit")
+    assert counts["declarations"] == 400 and folder == hi.index_folder(history, "hit")
+    loaded = hi.load_fresh(history, "hit")
+    assert loaded is not None
+    store = HistoryStore.from_tables(decl.iloc[:400], insp, "hit")
+    query = pd.concat([decl.iloc[350:], decl.iloc[[420, 10]]])  # stored, new and a duplicate id
+    expected = store.as_of(query)
+    monkeypatch.setattr(hi, "SET_LOOKUP_ROWS", 0)
+    for threads in (1, 2):
+        pd.testing.assert_frame_equal(loaded.as_of(query, threads)[expected.columns], expected)
+
+
+def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
+    import os
+
+    from targeting.history_index import load_fresh
+    from targeting.pipeline import build_history_index
+
+    decl, insp = _random_tables(4, n=100)
+    history = tmp_path / "history"
+    history.mkdir()
+    decl.to_parquet(history / "declarations.parquet")
+    insp.to_parquet(history / "inspections.parquet")
+    build_history_index(history, "hit")
+    assert load_fresh(history, "hit") is not None
+    assert load_fresh(history, "violation") is None  # another target needs its own index
+    insp.head(10).to_parquet(history / "inspections.parquet")  # today's outcomes replaced the file
+    os.utime(history / "inspections.parquet", ns=(1, 1))
+    assert load_fresh(history, "hit") is None

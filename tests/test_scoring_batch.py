@@ -112,6 +112,31 @@ def test_batch_scores_equal_the_served_pyfunc(champion) -> None:
     np.testing.assert_allclose(online.loc[batch.index].to_numpy(), batch.to_numpy(), rtol=0, atol=1e-12)
 
 
+def test_scores_from_the_saved_history_index_equal_those_from_the_store(champion) -> None:
+    import shutil
+
+    folder, world = champion
+    part_a, _, _ = _manifests(folder, world)
+    history = folder / "history-copy"
+    history.mkdir()
+    for name in ("declarations.parquet", "inspections.parquet"):
+        shutil.copy(world / name, history / name)
+    runs = {}
+    for label in ("store", "index"):
+        if label == "index":
+            built = CliRunner().invoke(app, ["history-index", str(history)])
+            assert built.exit_code == 0 and (history / "as_of_index" / "hit" / "index.json").exists(), (
+                built.output
+            )
+        out = folder / f"out-{label}"
+        result = CliRunner().invoke(app, ["score", str(part_a), "--history", str(history), "--out", str(out),
+                                          "--no-report"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert ("saved history index" in result.output) == (label == "index")
+        runs[label] = pd.read_parquet(out / "scores.parquet")
+    pd.testing.assert_frame_equal(runs["index"], runs["store"])
+
+
 def test_a_bad_file_writes_nothing(champion) -> None:
     folder, world = champion
     bad = folder / "no-mode.csv"

@@ -109,9 +109,15 @@ class TargetingModel:
         return cls(features, booster, (float(a), float(b)), meta)
 
 
-def annotate(declarations: pd.DataFrame, store: HistoryStore | HistoryIndex) -> pd.DataFrame:
-    """Declarations with the as-of counts of the store (or its index) alongside (index kept)."""
-    return pd.concat([declarations, store.as_of(declarations)], axis=1)
+def annotate(
+    declarations: pd.DataFrame, store: HistoryStore | HistoryIndex, threads: int = 1
+) -> pd.DataFrame:
+    """Declarations with the as-of counts of the store (or its index, which may use `threads`) alongside
+    (index kept)."""
+    counts = (
+        store.as_of(declarations) if isinstance(store, HistoryStore) else store.as_of(declarations, threads)
+    )
+    return pd.concat([declarations, counts], axis=1)
 
 
 def fit(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,

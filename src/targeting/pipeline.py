@@ -14,7 +14,7 @@ from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
 from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
 from targeting.io import read_raw, write_json, write_tables
-from targeting.schema import DECLARATION_ID, DECLARATIONS, REJECT_REASON, SOURCE_ROW, table
+from targeting.schema import DECLARATION_ID, DECLARATIONS, INSPECTIONS, REJECT_REASON, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, validate_frame
 
 
@@ -50,6 +50,36 @@ def import_kcs_file(path: Path, out_dir: Path, config: KcsConfig = KcsConfig()) 
         }
     )
     return result
+
+
+def build_history_index(history: Path, target: str = "hit",
+                        progress: Callable[[str], None] | None = None) -> tuple[Path, dict[str, int]]:  # fmt: skip
+    """Index a history folder for scoring and serving (`history_index.py`) and save it beside the history.
+    Run it whenever the folder's declarations or inspections change: scoring ignores an index whose files
+    changed since (their size and modification time are recorded)."""
+    from targeting.history import HistoryStore
+    from targeting.history_index import HistoryIndex, fingerprint, index_folder
+    from targeting.io import read_parquet
+    from targeting.labels import parse_target
+    from targeting.serving import history_columns
+
+    say = progress or (lambda _s: None)
+    target = parse_target(target).value
+    if not (history / "declarations.parquet").exists():
+        raise InputFileError(f"{history}: no declarations.parquet (a folder with past declarations and "
+                             "inspections, as the simulator and the adapters write them)")  # fmt: skip
+    stamp = fingerprint(history, target)  # before reading: a file replaced meanwhile makes the index stale
+    say("reading the history")
+    decl = read_parquet(history / "declarations.parquet", columns=history_columns(history))
+    insp = read_parquet(history / "inspections.parquet") if (history / "inspections.parquet").exists() \
+        else INSPECTIONS.empty_frame()  # fmt: skip
+    store = HistoryStore.from_tables(decl, insp, target)
+    say(f"indexing {len(store.declarations):,} declarations and {len(store.outcomes):,} outcomes")
+    index = HistoryIndex(store)
+    say("saving")
+    folder = index.save(index_folder(history, target), stamp)
+    return folder, {"declarations": len(store.declarations), "outcomes": len(store.outcomes),
+                    "keys": len(index.keys)}  # fmt: skip
 
 
 # ---- the daily batch ----------------------------------------------------------------------------
@@ -141,6 +171,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     manifests = read_manifests(paths)
     say("loading the model")
     scorer, resolved = load_scorer(model_uri, history)
+    say(f"as-of history from {scorer.history_source()}")
     spark = None
     if len(manifests.valid) and engine == "spark":
         from targeting.spark import score_spark, session

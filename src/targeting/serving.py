@@ -17,6 +17,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from targeting.history_index import HistoryIndex, index_folder, load_fresh
 from targeting.schema import DECLARATIONS, INSPECTIONS, N_REASONS
 
 HISTORY_ENV = "TARGETING_HISTORY"
@@ -95,30 +96,48 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         self.model = TargetingModel.load(context.artifacts["model_dir"])
         config = getattr(context, "model_config", None) or {}
         self.history_dir = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
-        self._store = None
+        self._set_store(None)
 
     def use_history(self, folder: str | Path) -> None:
         """Answer as-of questions from this history folder instead of the configured one."""
-        self.history_dir, self._store = str(folder), None
+        self.history_dir = str(folder)
+        self._set_store(None)
 
     def include_batch(self, rows: pd.DataFrame) -> None:
         """Add a batch's declarations to the store, so that its rows can be scored in any split."""
-        self._set_store(self.history().including(rows))
+        self._set_store(self.history().including(rows), saved_index=False)
 
-    def _set_store(self, store: Any) -> None:
-        self._store, self._index = store, None
+    def _set_store(self, store: Any, saved_index: bool = True) -> None:
+        self._store, self._index, self._may_use_saved, self._index_saved = store, None, saved_index, False
+
+    def history_source(self) -> str:
+        """Where as-of answers come from, for the job's progress lines."""
+        if self._saved_index() is not None:
+            return f"the saved history index in {index_folder(self.history_dir, self._target())}"
+        return "the history store (no up-to-date saved index: `targeting history-index` saves one)"
+
+    def _target(self) -> str:
+        return str(self.model.meta.get("target", "hit"))
+
+    def _saved_index(self) -> HistoryIndex | None:
+        """The index saved beside the history folder, if it is up to date (looked for once per folder)."""
+        if self._may_use_saved and self.history_dir:
+            self._may_use_saved = False
+            self._index = load_fresh(self.history_dir, self._target())
+            self._index_saved = self._index is not None
+        return self._index if self._index_saved else None
 
     def _answerer(self, n_rows: int) -> Any:
-        """Who answers the as-of questions of `n_rows` rows. Both give the same answers
-        (tests/test_history_index.py); only their cost differs: a large batch is one sort-merge with the
-        store, small requests (serving) use the index, built once on first use."""
-        from targeting.history_index import HistoryIndex
-
+        """Who answers the as-of questions of `n_rows` rows. All give the same answers
+        (tests/test_history_index.py); only their cost differs: the history index saved beside the history
+        folder when it is up to date (`targeting history-index`), else for a small request (serving) an
+        index built in memory on first use, and for a large batch one sort-merge with the store."""
+        if self._saved_index() is not None or self._index is not None:
+            return self._index
         store = self.history()
         if n_rows > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
             return store
-        if self._index is None:
-            self._index = HistoryIndex(store)
+        self._index, self._index_saved = HistoryIndex(store), False
         return self._index
 
     def history(self):
@@ -132,7 +151,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
                 decl = read_parquet(folder / "declarations.parquet", columns=history_columns(folder))
                 if (folder / "inspections.parquet").exists():
                     insp = read_parquet(folder / "inspections.parquet")
-            self._set_store(HistoryStore.from_tables(decl, insp, self.model.meta.get("target", "hit")))
+            self._store = HistoryStore.from_tables(decl, insp, self._target())
         return self._store
 
     def score_rows(self, rows: pd.DataFrame) -> Scored:
@@ -140,7 +159,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
         from targeting.model import annotate
 
-        annotated = annotate(rows, self._answerer(len(rows)))
+        annotated = annotate(rows, self._answerer(len(rows)), threads=scoring_threads())
         matrix = self.model.matrix(annotated)
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))

@@ -11,11 +11,17 @@ pandera, built from the descriptions in `schema.py`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+
+with warnings.catch_warnings():
+    # pandera imports pyspark.pandas when pyspark (the optional Spark engine) is installed, and that warns on
+    # every command that pandas 3 is not fully supported: nothing here uses pandas-on-Spark
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    import pandera.pandas as pa
 
 from targeting.errors import InputFileError, SchemaError
 from targeting.io import REPLACEMENT_CHAR, RawTable

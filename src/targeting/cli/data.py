@@ -66,6 +66,24 @@ def import_kcs(
 
 
 @handles_errors
+def history_index(
+    folder: Annotated[
+        Path, typer.Argument(help="history folder with declarations.parquet and inspections.parquet")
+    ],
+    target: Annotated[str, typer.Option(help="the models' target: hit or violation")] = "hit",
+) -> None:
+    """Index a history folder for fast as-of features; rerun whenever its declarations or inspections change
+    (scoring and serving ignore an index older than the files and answer from the store, more slowly)."""
+    from targeting.cli.common import stage_printer
+    from targeting.pipeline import build_history_index
+
+    say = stage_printer()
+    path, counts = build_history_index(folder, target, progress=say)
+    say("done")
+    summary(f"history index of {folder} -> {path}", list(counts.items()), {})
+
+
+@handles_errors
 def simulate(
     preset_name: Annotated[str, typer.Option("--preset", help="tiny, small, dev or full")] = "small",
     seed: Annotated[int, typer.Option(help="master seed (same seed, same bytes)")] = 7,
