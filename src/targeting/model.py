@@ -72,7 +72,21 @@ class TargetingModel:
         return list(self.booster.feature_name())
 
     def matrix(self, annotated: pd.DataFrame) -> pd.DataFrame:
-        return self.features.transform(annotated)[self.feature_names]
+        """The booster's features, in its order, as one float64 block: each transformer's columns are copied
+        into place once (the union's concatenation and reordering copied the whole matrix twice more)."""
+        names = self.feature_names
+        position = {name: j for j, name in enumerate(names)}
+        block = np.empty((len(annotated), len(names)), np.float64, order="F")
+        filled = 0
+        for _, transformer in self.features.transformer_list:
+            part = transformer.transform(annotated)
+            for name in part.columns:
+                if name in position:
+                    block[:, position[name]] = part[name].to_numpy()
+                    filled += 1
+        if filled != len(names):
+            raise ValueError(f"the feature state lacks {len(names) - filled} of the booster's features")
+        return pd.DataFrame(block, index=annotated.index, columns=names, copy=False)
 
     def raw_score(self, matrix: pd.DataFrame, num_threads: int | None = None) -> np.ndarray:
         threads = num_threads or self.meta.get("num_threads", 1)

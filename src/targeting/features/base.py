@@ -18,8 +18,11 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
         return np.asarray(self.names_, dtype=object)
 
     def _frame(self, X: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame:
-        out = pd.DataFrame(data, index=X.index)
-        return out[list(self.names_)].astype("float64")
+        """The named columns as one float64 block (filled once: no per-column frame, reorder or cast copies)."""
+        block = np.empty((len(X), len(self.names_)), np.float64, order="F")
+        for j, name in enumerate(self.names_):
+            block[:, j] = np.asarray(data[name], dtype=np.float64)
+        return pd.DataFrame(block, index=X.index, columns=list(self.names_), copy=False)
 
     def to_state(self) -> dict[str, Any]:
         check_is_fitted(self, "names_")
@@ -43,6 +46,20 @@ def col(X: pd.DataFrame, name: str, default: float = np.nan) -> pd.Series:
     if name not in X:
         return pd.Series(default, index=X.index, dtype="float64")
     s = X[name]
+    if s.dtype == np.float64:
+        return s
     if s.dtype == bool or str(s.dtype) == "boolean":
         return s.astype("float64")
     return pd.to_numeric(s, errors="coerce").astype("float64")
+
+
+def codes_of(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes (-1 for missing) and the distinct values: per-value work is then done once per distinct
+    value and gathered back, instead of once per row."""
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    return codes, pd.Index(distinct)
+
+
+def gather(per_value: np.ndarray, codes: np.ndarray, missing: float = np.nan) -> np.ndarray:
+    """`per_value[codes]`, with `missing` where the code is -1."""
+    return np.append(np.asarray(per_value, dtype=np.float64), missing)[codes]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from targeting.features.base import FrameTransformer
+from targeting.features.base import FrameTransformer, codes_of, gather
 
 DEFAULT_COLUMNS = ("mode", "origin_country", "goods_origin_country", "load_loc", "discharge_loc",
                    "consignor_type", "consignee_type", "consignee_addr_type", "package_type", "freight_payment",
@@ -57,11 +57,10 @@ class CategoricalCodes(FrameTransformer):
                 data[f"cat_{c}"] = np.full(len(X), np.nan)
                 continue
             # as text, exactly as the vocabulary was counted (a numeric code 1 is the level "1")
-            values = _as_text(X[c])
-            codes = pd.Index(vocab[:-1]).get_indexer(values).astype(float)
-            codes[codes < 0] = len(vocab) - 1  # unseen in training: the rare code
-            codes[values.isna().to_numpy()] = np.nan
-            data[f"cat_{c}"] = codes
+            codes, distinct = codes_of(_as_text(X[c]))
+            per_value = pd.Index(vocab[:-1]).get_indexer(distinct)
+            per_value[per_value < 0] = len(vocab) - 1  # unseen in training: the rare code
+            data[f"cat_{c}"] = gather(per_value, codes)  # missing stays missing
         return self._frame(X, data)
 
     def _fitted_state(self) -> dict[str, Any]:
