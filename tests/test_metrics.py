@@ -44,3 +44,16 @@ def test_budget_table_is_per_mode_and_pooled() -> None:
 def test_reliability_bins() -> None:
     t = reliability(np.array([0, 1, 1, 0]), np.array([0.05, 0.95, 0.91, 0.15]))
     assert t["n"].sum() == 4 and t.loc[9, "observed_rate"] == 1.0 and t.loc[0, "observed_rate"] == 0.0
+
+
+def test_ranking_order_equals_a_full_lexsort_with_ties_and_missing_scores() -> None:
+    """Sorting by score and re-sorting only tied runs by id gives the full (score desc, id asc) order."""
+    from targeting.metrics import ranking_order
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        ids = np.array([f"D{i}" for i in rng.permutation(n)], dtype=object)
+        scores = rng.integers(0, 5, n).astype(float)
+        scores[rng.random(n) < 0.05] = np.nan
+        np.testing.assert_array_equal(ranking_order(scores, ids), np.lexsort((ids, -scores)))

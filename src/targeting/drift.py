@@ -42,8 +42,11 @@ def _shares(x: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     if spec["kind"] == "codes":
         codes = np.asarray(spec["codes"], dtype=float)
         idx = np.where(missing, 0, 1 + len(codes))  # default: "other"
-        for i, c in enumerate(codes):
-            idx[(x == c) & ~missing] = 1 + i
+        if len(codes):  # one binary search among the sorted codes instead of a pass per code
+            by_value = np.argsort(codes)
+            at = np.minimum(np.searchsorted(codes[by_value], x), len(codes) - 1)
+            found = ~missing & (codes[by_value][at] == x)
+            idx[found] = 1 + by_value[at[found]]
         n_bins = 2 + len(codes)
     else:
         idx = np.where(missing, 0, 1 + np.searchsorted(np.asarray(spec["edges"]), x, side="right"))

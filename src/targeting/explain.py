@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,7 @@ def _days(v: float) -> str:
 
 
 def _date(filed_at: Any, days_ago: float) -> str:
-    return (pd.Timestamp(filed_at) - pd.Timedelta(days=float(days_ago))).date().isoformat()
+    return (pd.Timestamp(filed_at).to_pydatetime() - timedelta(days=float(days_ago))).date().isoformat()
 
 
 def _party(kind: str, what: str) -> Callable[[dict[str, Any]], str]:
@@ -299,7 +300,7 @@ def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reaso
             j = ranked[k] if k < len(ranked) else None
             g = group_names[j] if j is not None else None
             reasons[f"reason_{k + 1}"].append(SENTENCES[g](r) if g else None)
-            reasons[f"reason_{k + 1}_feature"].append(top_feature[i][g] if g else None)
+            reasons[f"reason_{k + 1}_feature"].append(str(top_feature[g][i]) if g else None)
             reasons[f"reason_{k + 1}_contribution"].append(float(values[i, j]) if g else np.nan)
         if every_group:
             long += [
@@ -311,11 +312,11 @@ def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reaso
     return Explanations(pd.DataFrame(reasons, index=annotated.index), groups, expected)
 
 
-def _top_feature_per_group(contrib: np.ndarray, names: list[str]) -> list[dict[str, str]]:
-    """Per row and group, the feature that pushed the score up most (for `reason_k_feature`)."""
+def _top_feature_per_group(contrib: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Per group and row, the feature that pushed the score up most (for `reason_k_feature`)."""
     groups = np.array([group_of(n) for n in names])
     best: dict[str, np.ndarray] = {}
     for g in np.unique(groups):
         idx = np.flatnonzero(groups == g)
-        best[g] = np.asarray(names, dtype=object)[idx[np.argmax(contrib[:, idx], axis=1)]]
-    return [{g: str(best[g][i]) for g in best} for i in range(len(contrib))]
+        best[str(g)] = np.asarray(names, dtype=object)[idx[np.argmax(contrib[:, idx], axis=1)]]
+    return best

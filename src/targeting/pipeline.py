@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
@@ -85,6 +88,11 @@ def build_history_index(history: Path, target: str = "hit",
 # ---- the daily batch ----------------------------------------------------------------------------
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    return pa.array(values.to_numpy(dtype=object), pa.large_string()) if values.dtype == object \
+        else pa.chunked_array(pa.array(values.array)).combine_chunks().cast(pa.large_string())  # fmt: skip
+
+
 @dataclass
 class Manifests:
     """Today's declarations from one or more files: the valid rows and every rejected row."""
@@ -97,24 +105,29 @@ class Manifests:
 def read_manifests(paths: list[Path]) -> Manifests:
     """Validate each file (file-level problems raise before anything is written); a declaration id that
     an earlier file already holds is rejected as a duplicate."""
-    valid, rejects, n_read, seen = [], [], 0, {}
+    valid, rejects, n_read, earlier = [], [], 0, []  # earlier: (file, its accepted ids as Arrow)
     for path in paths:
         result = validate_frame(read_raw(path), DECLARATIONS)
         n_read += result.n_read
         rej = result.rejects.copy()
         rej.insert(0, "source_file", str(path))
         ids = result.valid[DECLARATION_ID].astype(str)
-        dup = ids.map(seen).notna().to_numpy() | ids.duplicated().to_numpy()
+        dup = ids.duplicated().to_numpy()
+        first_file = np.full(len(ids), "", dtype=object)
+        for file, accepted in earlier:  # set lookups in Arrow, not a Python dict of every id
+            found = pc.is_in(_arrow_text(ids), value_set=accepted).to_numpy(zero_copy_only=False)
+            first_file[found & (first_file == "")] = file
+        dup = dup | (first_file != "")
         if dup.any():
             positions = result.valid_pos[dup]
             extra = result.raw.iloc[positions].copy()
             extra.insert(0, SOURCE_ROW, positions + 1)
             extra.insert(0, "source_file", str(path))
             extra[REJECT_REASON] = [
-                f"{DECLARATION_ID}: duplicate of a row in {seen.get(i, path)}" for i in ids[dup]
+                f"{DECLARATION_ID}: duplicate of a row in {f or path}" for f in first_file[dup]
             ]
             rej = pd.concat([rej, extra.reset_index(drop=True)], ignore_index=True)
-        seen.update(dict.fromkeys(ids[~dup], str(path)))
+        earlier.append((str(path), _arrow_text(ids[~dup])))
         valid.append(result.valid[~dup])
         rejects.append(rej)
     frame = pd.concat(valid, ignore_index=True)

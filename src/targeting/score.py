@@ -147,9 +147,11 @@ def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annota
     from targeting.serving import scoring_threads
 
     exp = explain(booster, annotated, matrix, N_REASONS, num_threads=scoring_threads())
-    for col in exp.reasons.columns:
-        frame[col] = None if not col.endswith("_contribution") else np.nan
-        frame.loc[chosen, col] = exp.reasons[col].to_numpy()
+    for col in exp.reasons.columns:  # typed columns (text or float), empty outside the selected rows
+        numeric = col.endswith("_contribution")
+        values = np.full(len(frame), np.nan if numeric else None, dtype=float if numeric else object)
+        values[chosen] = exp.reasons[col].to_numpy()
+        frame[col] = values if numeric else pd.array(values, dtype="str")
     return exp
 
 
@@ -159,7 +161,7 @@ def assemble(frame: pd.DataFrame, order: np.ndarray, exp: Any, drift: pd.DataFra
     drift (an empty table when the model has no reference) and the summary."""
     from targeting.drift import NO_DRIFT
 
-    frame["model_uri"] = model_uri
+    frame["model_uri"] = pd.Series(model_uri, index=frame.index, dtype="str")
     frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
     scores = frame.iloc[order].reset_index(drop=True)[[*SCORES.names, "selection_propensity"]]
     drift = drift if drift is not None else pd.DataFrame(columns=list(NO_DRIFT))
