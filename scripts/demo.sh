@@ -28,6 +28,9 @@ $T train --declarations data/raw/sim-small/declarations.parquet \
 echo "== 4. promote the challenger if it beats the champion on the same holdout"
 $T promote
 
+echo "== 4b. index the history folder for as-of features (rerun whenever its declarations or inspections change)"
+$T history-index data/raw/sim-small
+
 echo "== 5. score the last day's manifest with the champion: budgets per mode, 20 % of each kept for exploration"
 LAST_DAY=$(ls data/raw/sim-small/declarations/*.parquet | tail -1)
 DAY=$(basename "$LAST_DAY" .parquet)
