@@ -287,7 +287,9 @@ def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reaso
     values = per_group.to_numpy()
     order = np.argsort(-values, axis=1, kind="stable")
     top_feature = _top_feature_per_group(contrib[:, : len(names)], names)
-    records = annotated.reset_index(drop=True).to_dict("records")
+    # the sentences read declaration fields and features, never the raw as-of counts (`h_*`)
+    fields = [c for c in annotated.columns if not str(c).startswith("h_")]
+    records = annotated[fields].reset_index(drop=True).to_dict("records")
     feats = matrix.reset_index(drop=True).to_dict("records")
     reasons: dict[str, list[Any]] = {f"reason_{i}{s}": [] for i in range(1, n_reasons + 1)
                                      for s in ("", "_feature", "_contribution")}  # fmt: skip

@@ -79,21 +79,27 @@ def parse_share(text: str) -> float:
 def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
            rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
     """`decision` and `selection_propensity` for rows with declaration_id, mode, risk_score (index kept)."""
-    decision = pd.Series("RELEASE", index=frame.index, dtype=object)
-    propensity = pd.Series(0.0, index=frame.index)
-    for mode in sorted(frame["mode"].astype(str).unique()):
-        part = frame[frame["mode"].astype(str) == mode]
+    n = len(frame)
+    decision = np.full(n, "RELEASE", dtype=object)
+    propensity = np.zeros(n)
+    modes = frame["mode"].astype(str).to_numpy()
+    scores = frame["risk_score"].to_numpy(dtype=float)
+    ids = frame["declaration_id"].to_numpy(dtype=object)
+    for mode in sorted(set(modes)):
+        part = np.flatnonzero(modes == mode)
         k = budgets[mode].capacity(len(part)) if mode in budgets else 0
         expected_explore = k * explore
         e = int(np.floor(expected_explore + rng.random())) if k else 0
-        order = ranking_order(part["risk_score"].to_numpy(), part["declaration_id"].astype(str).to_numpy())
-        top, rest = part.index[order[: k - e]], part.index[order[k - e :]]
+        order = part[ranking_order(scores[part], ids[part])]
+        top, rest = order[: k - e], order[k - e :]
         decision[top] = "INSPECT"
         propensity[top] = 1.0
         if len(rest):
             picked = rest[rng.choice(len(rest), size=min(e, len(rest)), replace=False)] if e else rest[:0]
             decision[picked] = "EXPLORE"
             propensity[rest] = min(1.0, expected_explore / len(rest))
+    decision = pd.Series(decision, index=frame.index)
+    propensity = pd.Series(propensity, index=frame.index)
     return pd.DataFrame({"decision": decision, "selection_propensity": propensity})
 
 
@@ -148,11 +154,25 @@ def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annota
 
     exp = explain(booster, annotated, matrix, N_REASONS, num_threads=scoring_threads())
     for col in exp.reasons.columns:  # typed columns (text or float), empty outside the selected rows
-        numeric = col.endswith("_contribution")
-        values = np.full(len(frame), np.nan if numeric else None, dtype=float if numeric else object)
-        values[chosen] = exp.reasons[col].to_numpy()
-        frame[col] = values if numeric else pd.array(values, dtype="str")
+        if col.endswith("_contribution"):
+            values = np.full(len(frame), np.nan)
+            values[chosen] = exp.reasons[col].to_numpy(dtype=float)
+            frame[col] = values
+        else:
+            frame[col] = _spread_text(exp.reasons[col], chosen, len(frame))
     return exp
+
+
+def _spread_text(values: pd.Series, positions: np.ndarray, n: int) -> pd.Series:
+    """A text column of `n` rows holding `values` at `positions` and nothing elsewhere, built by one Arrow
+    take (no million-element Python list for a few thousand sentences)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    source = pa.array([*values.astype(object).where(values.notna(), None), None], pa.large_string())
+    index = np.full(n, len(values), np.int64)
+    index[positions] = np.arange(len(values))
+    return pd.Series(pd.arrays.ArrowStringArray(pc.take(source, index)), dtype="str")
 
 
 def assemble(frame: pd.DataFrame, order: np.ndarray, exp: Any, drift: pd.DataFrame | None, model_uri: str,
@@ -161,9 +181,10 @@ def assemble(frame: pd.DataFrame, order: np.ndarray, exp: Any, drift: pd.DataFra
     drift (an empty table when the model has no reference) and the summary."""
     from targeting.drift import NO_DRIFT
 
-    frame["model_uri"] = pd.Series(model_uri, index=frame.index, dtype="str")
-    frame["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
-    scores = frame.iloc[order].reset_index(drop=True)[[*SCORES.names, "selection_propensity"]]
+    scores = frame.iloc[order].reset_index(drop=True)  # the constant columns are added after the reorder
+    scores["model_uri"] = pd.Series(model_uri, index=scores.index, dtype="str")
+    scores["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
+    scores = scores[[*SCORES.names, "selection_propensity"]]
     drift = drift if drift is not None else pd.DataFrame(columns=list(NO_DRIFT))
     return ScoreResult(
         scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
