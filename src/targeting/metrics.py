@@ -26,7 +26,8 @@ def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if in_tie.any():
         pos = np.flatnonzero(in_tie)
         rows = order[pos]
-        tied_ids = np.asarray(ids, dtype=object)[rows].astype(str)
+        picked = ids.iloc[rows] if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)[rows]
+        tied_ids = np.asarray(picked, dtype=object).astype(str)  # only the tied ids leave Arrow
         order[pos] = rows[np.lexsort((tied_ids, -scores[rows]))]
     return order
 

@@ -82,15 +82,15 @@ def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
     n = len(frame)
     decision = np.full(n, "RELEASE", dtype=object)
     propensity = np.zeros(n)
-    modes = frame["mode"].astype(str).to_numpy()
+    codes, modes = pd.factorize(frame["mode"].astype(str), sort=True)
     scores = frame["risk_score"].to_numpy(dtype=float)
-    ids = frame["declaration_id"].to_numpy(dtype=object)
-    for mode in sorted(set(modes)):
-        part = np.flatnonzero(modes == mode)
+    ids = frame["declaration_id"].reset_index(drop=True)
+    for code, mode in enumerate(modes):
+        part = np.flatnonzero(codes == code)
         k = budgets[mode].capacity(len(part)) if mode in budgets else 0
         expected_explore = k * explore
         e = int(np.floor(expected_explore + rng.random())) if k else 0
-        order = part[ranking_order(scores[part], ids[part])]
+        order = part[ranking_order(scores[part], ids.iloc[part].reset_index(drop=True))]
         top, rest = order[: k - e], order[k - e :]
         decision[top] = "INSPECT"
         propensity[top] = 1.0
@@ -136,10 +136,10 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
 def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Budget], explore: float,
                     seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # fmt: skip
     """Decisions per mode, the rank of every row in the batch, and the positions of the selected rows."""
-    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
-                          "mode": rows["mode"].astype(str).to_numpy(), "risk_score": np.asarray(risk, float)})  # fmt: skip
+    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype("str").array,
+                          "mode": rows["mode"].astype("str").array, "risk_score": np.asarray(risk, float)})  # fmt: skip
     frame = pd.concat([frame, decide(frame, budgets, explore, np.random.default_rng(seed))], axis=1)
-    order = ranking_order(frame["risk_score"].to_numpy(), frame["declaration_id"].to_numpy())
+    order = ranking_order(frame["risk_score"].to_numpy(), frame["declaration_id"])
     frame["risk_rank"] = 0
     frame.loc[order, "risk_rank"] = np.arange(1, len(frame) + 1)
     chosen = np.flatnonzero(frame["decision"].isin(["INSPECT", "EXPLORE"]).to_numpy())
