@@ -72,17 +72,17 @@ class TargetingModel:
         return list(self.booster.feature_name())
 
     def matrix(self, annotated: pd.DataFrame) -> pd.DataFrame:
-        """The booster's features, in its order, as one float64 block: each transformer's columns are copied
-        into place once (the union's concatenation and reordering copied the whole matrix twice more)."""
+        """The booster's features, in its order, as one float32 block (what the booster reads: training
+        casts the same float64 values to float32): each transformer's columns are written into place once,
+        with no per-transformer frames, concatenation or reordering copies of a million-row matrix."""
         names = self.feature_names
         position = {name: j for j, name in enumerate(names)}
-        block = np.empty((len(annotated), len(names)), np.float64, order="F")
+        block = np.empty((len(annotated), len(names)), np.float32, order="F")
         filled = 0
         for _, transformer in self.features.transformer_list:
-            part = transformer.transform(annotated)
-            for name in part.columns:
+            for name, values in transformer.feature_columns(annotated).items():
                 if name in position:
-                    block[:, position[name]] = part[name].to_numpy()
+                    block[:, position[name]] = np.asarray(values, dtype=np.float64)
                     filled += 1
         if filled != len(names):
             raise ValueError(f"the feature state lacks {len(names) - filled} of the booster's features")

@@ -17,6 +17,13 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "names_")
         return np.asarray(self.names_, dtype=object)
 
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return self._frame(X, self.feature_columns(X))
+
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
+        """Each feature's values for the rows of X (arrays or Series in X's order), by feature name."""
+        raise NotImplementedError
+
     def _frame(self, X: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame:
         """The named columns as one float64 block (filled once: no per-column frame, reorder or cast copies)."""
         block = np.empty((len(X), len(self.names_)), np.float64, order="F")

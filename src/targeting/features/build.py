@@ -42,9 +42,9 @@ class ExtraColumns(FrameTransformer):
         self.names_ = [f"extra_{c}" for c in self.columns]
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         self.get_feature_names_out()
-        return self._frame(X, {f"extra_{c}": col(X, c) for c in self.columns})
+        return {f"extra_{c}": col(X, c) for c in self.columns}
 
 
 TRANSFORMERS["extra"] = ExtraColumns

@@ -48,7 +48,7 @@ class CategoricalCodes(FrameTransformer):
         self.names_ = [f"cat_{c}" for c in self.columns]
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         self.get_feature_names_out()
         data = {}
         for c in self.columns:
@@ -61,7 +61,7 @@ class CategoricalCodes(FrameTransformer):
             per_value = pd.Index(vocab[:-1]).get_indexer(distinct)
             per_value[per_value < 0] = len(vocab) - 1  # unseen in training: the rare code
             data[f"cat_{c}"] = gather(per_value, codes)  # missing stays missing
-        return self._frame(X, data)
+        return data
 
     def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "vocab_": self.vocab_}

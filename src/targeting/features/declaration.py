@@ -52,7 +52,7 @@ class DeclarationFeatures(FrameTransformer):
                        "shipper_account_age_days", *_BOOLEANS]  # fmt: skip
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         """Per-value work (peer lookups, HS chapters, transit counts, dates) is done once per distinct value
         and gathered back to the rows: a day's manifest repeats a few thousand values a million times."""
         self.get_feature_names_out()
@@ -86,7 +86,7 @@ class DeclarationFeatures(FrameTransformer):
             "shipper_account_age_days": col(X, "shipper_account_age_days"),
             **{b: col(X, b) for b in _BOOLEANS},
         }  # fmt: skip
-        return self._frame(X, data)
+        return data
 
     def _peer_median(self, X: pd.DataFrame, hs_codes: np.ndarray, hs_text: pd.Series) -> np.ndarray:
         """The training window's median log value per kg of the row's HS6 x origin peers, else of its HS6,

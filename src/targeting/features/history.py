@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from targeting.features.base import FrameTransformer, col
@@ -34,7 +33,7 @@ class HistoryFeatures(FrameTransformer):
         self.names_ = [*names, "address_new_senders_30d"]
         return self
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         self.get_feature_names_out()
         now = pd.to_datetime(X["filed_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64") // 10**9
         m, p0 = self.smoothing, self.prior_rate_
@@ -51,7 +50,7 @@ class HistoryFeatures(FrameTransformer):
             insp, hits = col(X, f"h_{name}_insp"), col(X, f"h_{name}_hits")
             data[f"{name}_hit_rate"] = (hits + m * p0) / (insp + m)
         data["address_new_senders_30d"] = col(X, "h_address_new_senders_30d")
-        return self._frame(X, {k: np.asarray(v, dtype=float) for k, v in data.items()})
+        return data
 
     def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "prior_rate_": self.prior_rate_}

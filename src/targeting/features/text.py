@@ -77,7 +77,7 @@ class TextScore(FrameTransformer):
         return {"desc_length": np.array([len(t) for t in texts], float),
                 "desc_words": np.array([len(t.split()) for t in texts], float)}  # fmt: skip
 
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+    def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         """Each distinct description is hashed and scored once (a day's manifests repeat them a lot)."""
         self.get_feature_names_out()
         desc = X["goods_desc"] if "goods_desc" in X else pd.Series("", index=X.index)
@@ -85,7 +85,7 @@ class TextScore(FrameTransformer):
         texts = [str(t) for t in uniques]
         score = _vectorizer(self.n_features).transform(texts) @ self.coef_ + self.intercept_
         lengths = self._lengths(texts)
-        return self._frame(X, {"desc_text_score": score[codes], **{k: v[codes] for k, v in lengths.items()}})
+        return {"desc_text_score": score[codes], **{k: v[codes] for k, v in lengths.items()}}
 
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         """The description's own probability of a hit (for explanations)."""
