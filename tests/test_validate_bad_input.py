@@ -259,3 +259,32 @@ def test_input_file_error_is_a_targeting_error() -> None:
     assert issubclass(InputFileError, Exception)
     with pytest.raises(InputFileError):
         read_raw("/nonexistent/file.csv")
+
+
+def test_the_fast_blank_or_padded_check_equals_the_python_regex() -> None:
+    """declaration_id's rule runs at Arrow speed for printable ASCII and falls back to Python's `re` for
+    the rest: the answers are those of the pattern itself, Unicode whitespace included."""
+    import pandas as pd
+
+    from targeting.validate import _fullmatch
+
+    values = [
+        "D-1",
+        " D",
+        "D ",
+        "A\nB",
+        "A B",
+        "",
+        "é",
+        " é",
+        "aé b",
+        None,
+        "a\u00a0",
+        "\u2003x",
+        "\tx",
+        "x\x0b",
+    ]
+    s = pd.Series(values * 3, dtype="str")
+    pattern = r"\S(?:.*\S)?"
+    expected = s.str.fullmatch(pattern).fillna(False).astype(bool)
+    pd.testing.assert_series_equal(_fullmatch(pattern)(s), expected)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+#: pandera imports pyspark.pandas when pyspark (the optional Spark engine) is installed, and that warns on
+#: every command that pandas 3 is not fully supported: nothing here uses pandas-on-Spark
+_PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support"
 with warnings.catch_warnings():
-    # pandera imports pyspark.pandas when pyspark (the optional Spark engine) is installed, and that warns on
-    # every command that pandas 3 is not fully supported: nothing here uses pandas-on-Spark
-    warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
     import pandera.pandas as pa
 
 from targeting.errors import InputFileError, SchemaError
@@ -195,9 +196,21 @@ def _coerce_timestamp(s: pd.Series, name: str, problems: _Problems) -> pd.Series
 # ---- rules ---------------------------------------------------------------------------------------
 
 
+#: patterns with `\S`, which pandas runs through Python's `re` value by value (RE2 differs on some Unicode
+#: whitespace), and an RE2 pattern that accepts a subset of their matches (printable ASCII): values it
+#: accepts are done at Arrow speed, only the rest (non-ASCII, or failing) get Python's exact check
+_ASCII_SUBSET = {r"\S(?:.*\S)?": r"[!-~](?:[ -~]*[!-~])?"}
+
+
 def _fullmatch(pattern: str):
     def check(s: pd.Series) -> pd.Series:
-        return s.str.fullmatch(pattern)
+        if pattern not in _ASCII_SUBSET or not len(s):
+            return s.str.fullmatch(pattern)
+        result = s.str.fullmatch(_ASCII_SUBSET[pattern]).astype("boolean")
+        doubt = (result != True).fillna(False).to_numpy(dtype=bool) & s.notna().to_numpy()  # noqa: E712
+        if doubt.any():
+            result[doubt] = s[doubt].str.fullmatch(pattern).astype("boolean").to_numpy()
+        return result.fillna(False).astype(bool)
 
     return check
 
@@ -251,7 +264,9 @@ _PANDERA_BUILTIN = {"not_nullable": "must not be empty", "field_uniqueness": "du
 def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
     schema = _pandera_schema(table, list(typed.columns))
     try:
-        schema.validate(typed, lazy=True)
+        with warnings.catch_warnings():  # pandera registers its backends on first use (pyspark.pandas again)
+            warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
+            schema.validate(typed, lazy=True)
         return
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
