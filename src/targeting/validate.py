@@ -17,13 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: pandera imports pyspark.pandas when pyspark (the optional Spark engine) is installed, and that warns on
-#: every command that pandas 3 is not fully supported: nothing here uses pandas-on-Spark
-_PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support"
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
-    import pandera.pandas as pa
-
 from targeting.errors import InputFileError, SchemaError
 from targeting.io import REPLACEMENT_CHAR, RawTable
 from targeting.schema import (
@@ -38,6 +31,13 @@ from targeting.schema import (
     Table,
     country_codes,
 )
+
+#: pandera imports pyspark.pandas when pyspark (the optional Spark engine) is installed, and that warns on
+#: every command that pandas 3 is not fully supported: nothing here uses pandas-on-Spark
+_PYSPARK_PANDAS_WARNING = "PySpark does not yet fully support"
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
+    import pandera.pandas as pa
 
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
