@@ -80,7 +80,9 @@ def history_index(
     say = stage_printer()
     path, counts = build_history_index(folder, target, progress=say)
     say("done")
-    summary(f"history index of {folder} -> {path}", list(counts.items()), {})
+    summary("history index", [("declarations", counts["declarations"]), ("outcomes", counts["outcomes"]),
+                              ("entity keys", counts["keys"])], {})  # fmt: skip
+    out.print(f"wrote {path} (scoring and serving use it until the history files change)")
 
 
 @handles_errors
