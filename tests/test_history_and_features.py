@@ -116,3 +116,51 @@ def test_categorical_codes_read_a_numeric_level_the_same_as_int_or_float_and_uns
     assert codes.vocab_["office"] == ["10", "20", "__rare__"]
     later = pd.DataFrame({"office": [10.0, 20.0, 30.0, 99.0, np.nan]})  # a missing value makes it float
     np.testing.assert_array_equal(codes.transform(later)["cat_office"].to_numpy(), [0, 1, 2, 2, np.nan])
+
+
+def test_declaration_features_per_distinct_value_match_row_by_row_rules() -> None:
+    """Peer medians (HS6 x origin, else HS6, else all), HS chapter, transit count, lead days and hour are
+    computed once per distinct value and gathered back: each row gets what its own values say."""
+    train = pd.DataFrame({
+        "hs_code": ["090240"] * 25 + ["300490"] * 25, "origin_country": ["TH"] * 25 + ["NL"] * 25,
+        "declared_value_usd": [100.0] * 25 + [1000.0] * 25, "gross_weight_kg": [10.0] * 50,
+    })  # fmt: skip
+    fitted = DeclarationFeatures(min_peers=20).fit(train)
+    rows = pd.DataFrame({
+        "hs_code": pd.Series(["090240", "090240", "300490", None, "999999"], dtype="str"),
+        "origin_country": pd.Series(["TH", "CN", "NL", "TH", None], dtype="str"),
+        "declared_value_usd": [100.0, 100.0, 1000.0, 5.0, 5.0], "gross_weight_kg": [10.0] * 5,
+        "transit_locs": pd.Series(["", None, "NLRTM", "NLRTM;BEANR", "NLRTM"], dtype="str"),
+        "filed_at": pd.to_datetime(["2024-03-01T23:30:00Z", "2024-03-02T00:10:00Z", "2024-03-02T05:00:00Z",
+                                    "2024-03-02T05:00:00Z", "2024-03-02T05:00:00Z"], utc=True),
+        "arrival_date": pd.Series(pd.to_datetime(["2024-03-05", "2024-03-02", None, "2024-03-01", "2024-03-09"]).date,
+                                  dtype=object),
+    })  # fmt: skip
+    out = fitted.transform(rows)
+    tea, pharma = np.log1p(100.0) - np.log(10.0), np.log1p(1000.0) - np.log(10.0)
+    np.testing.assert_allclose(out["log_value_per_kg_peer"], [round(tea, 6), round(tea, 6), round(pharma, 6),
+                                                              fitted.peer_all_, fitted.peer_all_])  # fmt: skip
+    np.testing.assert_array_equal(out["hs_chapter"], [9, 9, 30, np.nan, 99])
+    np.testing.assert_array_equal(out["hs_missing"], [0, 0, 0, 1, 0])
+    np.testing.assert_array_equal(out["n_transit"], [0, 0, 1, 2, 1])
+    np.testing.assert_array_equal(out["lead_days"], [4, 0, np.nan, -1, 7])
+    np.testing.assert_array_equal(out["filed_hour"], [23, 0, 5, 5, 5])
+
+
+def test_the_model_matrix_is_the_union_output_in_booster_order_as_float32(labelled) -> None:
+    """Scoring builds the matrix from each transformer's columns straight into one float32 block; it must
+    hold what training fed the booster: the union's output, cast to float32."""
+    import lightgbm as lgb
+
+    from targeting.model import TargetingModel
+
+    X, y = labelled
+    union = build_features()
+    train = union.fit_transform(X, y)
+    shuffled = list(train.columns[::-1])  # a booster order that differs from the union's
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4}, lgb.Dataset(
+        train[shuffled].to_numpy(np.float32), y.astype(int), feature_name=shuffled), num_boost_round=2)  # fmt: skip
+    model = TargetingModel(union, booster, (1.0, 0.0), {})
+    matrix = model.matrix(X)
+    assert list(matrix.columns) == shuffled and (matrix.dtypes == np.float32).all()
+    np.testing.assert_array_equal(matrix.to_numpy(), union.transform(X)[shuffled].to_numpy(np.float32))

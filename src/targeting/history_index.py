@@ -188,8 +188,18 @@ class HistoryIndex:
 
     def _codes(self, key: _Key, values: pd.Series) -> np.ndarray:
         """Codes of the query's values: stored values keep their code, values never stored get codes after
-        them (the same code for the same value), missing values -1. Each distinct value is looked up once."""
-        local, distinct = pd.factorize(_values(values), use_na_sentinel=True)
+        them (the same code for the same value), missing values -1. A large batch is looked up row by row
+        in one Arrow set lookup, and only the values not found are factorized; a small one looks each
+        distinct value up once in the kept pandas hash table."""
+        values = _values(values)
+        if len(values) > SET_LOOKUP_ROWS:
+            code = _positions(key.values, values, large=True)
+            unseen = (code < 0) & values.notna().to_numpy()
+            if unseen.any():
+                extra, _ = pd.factorize(values[unseen], use_na_sentinel=True)
+                code[unseen] = len(key.values) + extra
+            return code
+        local, distinct = pd.factorize(values, use_na_sentinel=True)
         found = _positions(key.values, pd.Index(distinct), large=len(values) > SET_LOOKUP_ROWS)
         unseen = found < 0
         found[unseen] = len(key.values) + np.arange(int(unseen.sum()))
