@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,11 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
     return scorer, resolved
 
 
+def _load_for_scoring(model_uri: str, history: Path | None) -> tuple[Any, str, str]:
+    scorer, resolved = load_scorer(model_uri, history)
+    return scorer, resolved, scorer.history_source()  # history_source loads the saved index, if any
+
+
 def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
                 explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
                 engine: str = "pandas", spark_master: str = "local[2]") -> Any:  # fmt: skip
@@ -180,11 +186,15 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
         raise ConfigError(
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
-    say(f"reading and validating {len(paths)} manifest(s)")
-    manifests = read_manifests(paths)
-    say("loading the model")
-    scorer, resolved = load_scorer(model_uri, history)
-    say(f"as-of history from {scorer.history_source()}")
+    # the model and the history index load on a second thread while the manifests are read and validated
+    # (file reads and Arrow decoding release the GIL); a bad manifest is still reported first
+    with ThreadPoolExecutor(1) as pool:
+        loading = pool.submit(_load_for_scoring, model_uri, history)
+        say(f"reading and validating {len(paths)} manifest(s)")
+        manifests = read_manifests(paths)
+        say("loading the model and the history index")
+        scorer, resolved, source = loading.result()
+    say(f"as-of history from {source}")
     spark = None
     if len(manifests.valid) and engine == "spark":
         from targeting.spark import score_spark, session
