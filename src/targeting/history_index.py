@@ -17,6 +17,7 @@ history files are unchanged. Building it is the once-per-history-update part of 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,18 +143,19 @@ class HistoryIndex:
 
     def as_of(self, query: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
         """Raw as-of counts for every query row (index kept): the same frame `HistoryStore.as_of` returns.
-        With `threads` > 1 the keys are answered side by side (NumPy and pandas' hashing release the GIL)."""
-        batch = self._batch(query)
+        With `threads` > 1 the keys are answered side by side, while one more thread finds which query
+        rows are new to the store (the keys need that only for the batch's own rows, after their lookups)."""
+        seconds = _seconds(query["filed_at"])
         names = [n for n, k in self.keys.items() if k.column in query]
-
-        def answer(name: str) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-            return self._answer_key(name, query, batch)
-
         if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                answers = dict(zip(names, pool.map(answer, names), strict=True))
+            with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(threads) as pool:
+                pending = side.submit(self._batch, query, seconds)
+                work = pool.map(lambda n: self._answer_key(n, query, seconds, pending.result), names)
+                answers = dict(zip(names, work, strict=True))
+                batch = pending.result()
         else:
-            answers = {name: answer(name) for name in names}
+            batch = self._batch(query, seconds)
+            answers = {name: self._answer_key(name, query, seconds, lambda: batch) for name in names}
         result: dict[str, np.ndarray] = {}
         for name in names:
             result.update(answers[name][0])
@@ -167,7 +169,7 @@ class HistoryIndex:
             block[:, j] = values
         return pd.DataFrame(block, index=query.index.copy(), columns=list(result), copy=False)
 
-    def _batch(self, query: pd.DataFrame) -> _Batch:
+    def _batch(self, query: pd.DataFrame, seconds: np.ndarray) -> _Batch:
         ids = query["declaration_id"].astype(str)
         new = ~self._stored(ids) & ~ids.duplicated().to_numpy()
         rows = np.zeros(0, np.int64)
@@ -180,7 +182,7 @@ class HistoryIndex:
                 rows = np.flatnonzero(new)[pos[mine]]
                 o_s = _seconds(self.orphans["known_at"][mine])
                 o_hit = self.orphans["label"].to_numpy(dtype=bool)[mine]
-        return _Batch(_seconds(query["filed_at"]), new, rows, o_s, o_hit)
+        return _Batch(seconds, new, rows, o_s, o_hit)
 
     def _stored(self, ids: pd.Series) -> np.ndarray:
         """Which ids the store holds."""
@@ -205,22 +207,25 @@ class HistoryIndex:
         found[unseen] = len(key.values) + np.arange(int(unseen.sum()))
         return np.append(found, -1)[local]  # a missing value (local -1) picks the appended -1
 
-    def _answer_key(self, name: str, query: pd.DataFrame,
-                    batch: _Batch) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:  # fmt: skip
-        """The `h_<name>_*` columns for the query, the query's codes for this key and its (code, time) order."""
+    def _answer_key(self, name: str, query: pd.DataFrame, seconds: np.ndarray,
+                    batch_of: Callable[[], _Batch]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:  # fmt: skip
+        """The `h_<name>_*` columns for the query, the query's codes for this key and its (code, time) order.
+        `batch_of` gives what the query brings as new rows (asked for only once the store's part is done)."""
         key = self.keys[name]
         code = self._codes(key, query[key.column])
         n_codes = len(key.values)
         seen = (code >= 0) & (code < n_codes)
         c = np.where(seen, code, 0)
         base = c.astype(np.int64) * _SPAN
-        at = base + batch.seconds
-        order, intra_decl, first_new_s = _intra(code, batch)
+        at = base + seconds
+        order = np.argsort(np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1))  # ties: one run
         out: dict[str, np.ndarray] = {}
         stored = {}
         for what, events, starts in (("decl", key.decl, key.decl_start), ("insp", key.insp, key.insp_start),
                                      ("hits", key.hits, key.hits_start)):  # fmt: skip
             stored[what] = np.where(seen, _count_before(events, starts, c, at, order), 0)
+        batch = batch_of()
+        intra_decl, first_new_s = _intra(code, order, batch)
         o_insp, o_hits, o_last = _orphan_counts(
             code, batch, at_all=code.astype(np.int64) * _SPAN + batch.seconds
         )
@@ -348,12 +353,11 @@ def _count_before(events: np.ndarray, starts: np.ndarray, code: np.ndarray, at: 
     return count
 
 
-def _intra(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The query's own contribution per row: the query's sort order by (code, time), the number of new rows
+def _intra(code: np.ndarray, order: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+    """The query's own contribution per row, given its sort order by (code, time): the number of new rows
     of the same code filed strictly earlier, and the filing second of the code's first new row."""
     n = len(code)
     key = np.where(code >= 0, code.astype(np.int64) * _SPAN + batch.seconds, -1)
-    order = np.argsort(key)  # ties need no order: equal (code, time) rows are handled as one run
     k = key[order]
     c = code[order]
     new = batch.new[order]
@@ -373,7 +377,7 @@ def _intra(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.
     intra, first_s = np.empty(n, np.int64), np.empty(n, np.float64)
     intra[order] = np.where(c >= 0, count_sorted, 0)
     first_s[order] = np.where(count_sorted > 0, first_s_sorted, np.nan)
-    return order, intra, first_s
+    return intra, first_s
 
 
 def _orphan_counts(
