@@ -103,6 +103,8 @@ def psi_from_counts(reference: dict[str, Any], counts: dict[str, np.ndarray]) ->
     return frame.reset_index(drop=True)
 
 
-def psi(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+def psi(
+    reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray, threads: int = 2
+) -> pd.DataFrame:
     """PSI per feature (and `risk_score`) of a batch against the reference, largest first."""
-    return psi_from_counts(reference, bin_counts(reference, matrix, scores))
+    return psi_from_counts(reference, bin_counts(reference, matrix, scores, threads))

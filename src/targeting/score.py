@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,14 +123,16 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     rows = rows.reset_index(drop=True)
     say(f"history and features ({len(rows):,} declarations)")
     scored = scorer.score_rows(rows)
-    say("deciding within each mode's budget")
-    frame, order, chosen = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
-    say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
-    exp = attach_reasons(
-        frame, chosen, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
-    )
     reference = scorer.model.meta.get("reference")
-    drift = psi(reference, scored.matrix, scored.risk_score) if reference else None
+    with ThreadPoolExecutor(1) as side:  # drift needs only the matrix and the scores: binned meanwhile
+        drift_job = side.submit(psi, reference, scored.matrix, scored.risk_score, 1) if reference else None
+        say("deciding within each mode's budget")
+        frame, order, chosen = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
+        say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
+        exp = attach_reasons(
+            frame, chosen, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
+        )
+        drift = drift_job.result() if drift_job is not None else None
     return assemble(frame, order, exp, drift, model_uri, scored_at, budgets, explore)
 
 
