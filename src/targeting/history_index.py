@@ -104,11 +104,7 @@ class _Batch:
 class HistoryIndex:
     """A `HistoryStore` prepared once for many `as_of` calls (same answers, array lookups per query)."""
 
-    def __init__(self, store: HistoryStore | None = None, *, _parts: dict[str, Any] | None = None) -> None:
-        if _parts is not None:
-            self.__dict__.update(_parts)
-            return
-        assert store is not None
+    def __init__(self, store: HistoryStore) -> None:
         decl = store.declarations
         self.ids = pd.Index(decl["declaration_id"].astype(str))
         decl_s = _seconds(decl["filed_at"])
@@ -335,7 +331,9 @@ class HistoryIndex:
         pairs = {p: array(f"pairs.{p}") for p in ("pair", "first_s", "events")} if meta["pairs"] else None
         ids = pd.Index(pd.read_parquet(folder / "ids.parquet")["declaration_id"])
         orphans = pd.read_parquet(folder / "orphans.parquet")
-        return cls(_parts={"keys": keys, "pairs": pairs, "ids": ids, "orphans": orphans})
+        index = cls.__new__(cls)  # the saved arrays, not a store to index again
+        index.keys, index.pairs, index.ids, index.orphans = keys, pairs, ids, orphans
+        return index
 
 
 def _count_before(events: np.ndarray, starts: np.ndarray, code: np.ndarray, at: np.ndarray,
