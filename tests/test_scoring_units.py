@@ -155,3 +155,21 @@ def test_score_refuses_an_unknown_engine_before_reading_anything(tmp_path) -> No
                                       "--out", str(tmp_path / "out")])  # fmt: skip
     assert result.exit_code == 1 and "--engine 'flink': choose pandas or spark" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_report_waterfalls_drawn_by_worker_processes_equal_those_drawn_in_process(monkeypatch) -> None:
+    """From PARALLEL_CARDS cards on, two spawned processes draw the waterfalls: the same pictures, in card
+    order, with None kept for a card without explanations."""
+    import targeting.report as report
+
+    rng = np.random.default_rng(0)
+    labels = ["consignee history", "route and origin", "declared value vs peers", "goods description"]
+    per_card = [pd.DataFrame({"label": labels, "contribution": rng.normal(size=4)}) for _ in range(17)]
+    per_card[3] = None
+    parallel = report.waterfalls(per_card, -3.0)
+    monkeypatch.setattr(report, "PARALLEL_CARDS", 10**6)
+    serial = report.waterfalls(per_card, -3.0)
+    assert parallel[3] is None and all(
+        p.startswith("data:image/png;base64,") for i, p in enumerate(parallel) if i != 3
+    )
+    assert parallel == serial
