@@ -104,7 +104,8 @@ class _Batch:
 class HistoryIndex:
     """A `HistoryStore` prepared once for many `as_of` calls (same answers, array lookups per query)."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, threads: int = 1) -> None:
+        """Index `store`; with `threads` > 1 the keys are indexed side by side."""
         decl = store.declarations
         self.ids = pd.Index(decl["declaration_id"].astype(str))
         decl_s = _seconds(decl["filed_at"])
@@ -113,17 +114,20 @@ class HistoryIndex:
         hit = outcome["label"].to_numpy(dtype=bool)
         self.orphans = store.outcomes[~store.outcomes["declaration_id"].isin(decl["declaration_id"])]
         self.orphans = self.orphans.reset_index(drop=True)
-        self.keys: dict[str, _Key] = {}
-        codes: dict[str, np.ndarray] = {}
-        for name, col in {**PARTY_KEYS, **ROUTE_KEYS}.items():
-            if col not in decl:
-                continue
-            codes[name], uniques = pd.factorize(_values(decl[col]), use_na_sentinel=True)
+
+        def index_key(col: str) -> tuple[_Key, np.ndarray]:
+            codes, uniques = pd.factorize(_values(decl[col]), use_na_sentinel=True)
             values = pd.Index(uniques)
             o_codes = values.get_indexer(_values(outcome[col]))
             n = len(values)
-            self.keys[name] = _Key(col, values, *_sorted_events(codes[name], decl_s, n),
-                                   *_sorted_events(o_codes, out_s, n), *_sorted_events(o_codes[hit], out_s[hit], n))  # fmt: skip
+            return _Key(col, values, *_sorted_events(codes, decl_s, n), *_sorted_events(o_codes, out_s, n),
+                        *_sorted_events(o_codes[hit], out_s[hit], n)), codes  # fmt: skip
+
+        columns = {name: col for name, col in {**PARTY_KEYS, **ROUTE_KEYS}.items() if col in decl}
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            built = dict(zip(columns, pool.map(index_key, columns.values()), strict=True))
+        self.keys: dict[str, _Key] = {name: key for name, (key, _) in built.items()}
+        codes = {name: c for name, (_, c) in built.items()}
         self.pairs: dict[str, np.ndarray] | None = None
         if "address" in codes and "consignor" in codes:
             a, s = codes["address"], codes["consignor"]

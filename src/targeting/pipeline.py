@@ -79,7 +79,7 @@ def build_history_index(history: Path, target: str = "hit",
         else INSPECTIONS.empty_frame()  # fmt: skip
     store = HistoryStore.from_tables(decl, insp, target)
     say(f"indexing {len(store.declarations):,} declarations and {len(store.outcomes):,} outcomes")
-    index = HistoryIndex(store)
+    index = HistoryIndex(store, threads=2)
     say("saving")
     folder = index.save(index_folder(history, target), stamp)
     return folder, {"declarations": len(store.declarations), "outcomes": len(store.outcomes),
