@@ -84,10 +84,13 @@ def bin_counts(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarr
     def column(name: str) -> np.ndarray:
         return np.asarray(scores, float) if name == SCORE else matrix[name].to_numpy(dtype=float)
 
+    def count(name: str) -> np.ndarray:
+        x = column(name)
+        return _shares(x, reference["columns"][name]) * len(x)
+
     names = [n for n in reference["columns"] if n == SCORE or n in matrix]
     with ThreadPoolExecutor(max(1, threads)) as pool:
-        counts = pool.map(lambda n: _shares(column(n), reference["columns"][n]) * len(column(n)), names)
-        return dict(zip(names, counts, strict=True))
+        return dict(zip(names, pool.map(count, names), strict=True))
 
 
 def psi_from_counts(reference: dict[str, Any], counts: dict[str, np.ndarray]) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from targeting.history import (
     _seconds,
     first_per_key,
 )
+from targeting.io import arrow_text
 
 INDEX_FOLDER = "as_of_index"
 INDEX_FORMAT = 1
@@ -49,14 +50,6 @@ def _values(series: pd.Series) -> pd.Series:
     return series.astype("str") if series.dtype == object else series
 
 
-def _arrow(values: pd.Series | pd.Index) -> Any:
-    """The values as an Arrow string array (without a copy when pandas already holds them in Arrow)."""
-    import pyarrow as pa
-
-    held = getattr(values.array, "_pa_array", None)
-    return held if held is not None else pa.array(np.asarray(values, dtype=object), pa.large_string())
-
-
 def _positions(stored: pd.Index, values: pd.Series | pd.Index, large: bool | None = None) -> np.ndarray:
     """Position of each value among the stored values (-1: not stored). Small queries (serving) use the
     pandas hash table of the stored values, built on first use and kept; a large batch one Arrow set lookup,
@@ -64,7 +57,7 @@ def _positions(stored: pd.Index, values: pd.Series | pd.Index, large: bool | Non
     if large if large is not None else len(values) > SET_LOOKUP_ROWS:
         import pyarrow.compute as pc
 
-        found = pc.index_in(_arrow(values), value_set=_arrow(stored))
+        found = pc.index_in(arrow_text(values), value_set=arrow_text(stored))
         return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     return stored.get_indexer(values).astype(np.int64)
 
@@ -202,7 +195,7 @@ class HistoryIndex:
                 code[unseen] = len(key.values) + extra
             return code
         local, distinct = pd.factorize(values, use_na_sentinel=True)
-        found = _positions(key.values, pd.Index(distinct), large=len(values) > SET_LOOKUP_ROWS)
+        found = _positions(key.values, pd.Index(distinct), large=False)
         unseen = found < 0
         found[unseen] = len(key.values) + np.arange(int(unseen.sum()))
         return np.append(found, -1)[local]  # a missing value (local -1) picks the appended -1
@@ -218,17 +211,16 @@ class HistoryIndex:
         c = np.where(seen, code, 0)
         base = c.astype(np.int64) * _SPAN
         at = base + seconds
-        order = np.argsort(np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1))  # ties: one run
+        sort_key = np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1)
+        order = np.argsort(sort_key)  # ties need no order: equal (code, time) rows are handled as one run
         out: dict[str, np.ndarray] = {}
         stored = {}
         for what, events, starts in (("decl", key.decl, key.decl_start), ("insp", key.insp, key.insp_start),
                                      ("hits", key.hits, key.hits_start)):  # fmt: skip
             stored[what] = np.where(seen, _count_before(events, starts, c, at, order), 0)
         batch = batch_of()
-        intra_decl, first_new_s = _intra(code, order, batch)
-        o_insp, o_hits, o_last = _orphan_counts(
-            code, batch, at_all=code.astype(np.int64) * _SPAN + batch.seconds
-        )
+        intra_decl, first_new_s = _intra(code, sort_key, order, batch.new, seconds)
+        o_insp, o_hits, o_last = _orphan_counts(code, batch, sort_key)
         missing = code < 0
         for what, values in (("decl", stored["decl"] + intra_decl), ("insp", stored["insp"] + o_insp),
                              ("hits", stored["hits"] + o_hits)):  # fmt: skip
@@ -355,14 +347,15 @@ def _count_before(events: np.ndarray, starts: np.ndarray, code: np.ndarray, at: 
     return count
 
 
-def _intra(code: np.ndarray, order: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
-    """The query's own contribution per row, given its sort order by (code, time): the number of new rows
-    of the same code filed strictly earlier, and the filing second of the code's first new row."""
+def _intra(code: np.ndarray, sort_key: np.ndarray, order: np.ndarray, new: np.ndarray,
+           seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The query's own contribution per row, given its (code, time) sort key and order and which rows are
+    new declarations: the number of new rows of the same code filed strictly earlier, and the filing second
+    of the code's first new row."""
     n = len(code)
-    key = np.where(code >= 0, code.astype(np.int64) * _SPAN + batch.seconds, -1)
-    k = key[order]
+    k = sort_key[order]
     c = code[order]
-    new = batch.new[order]
+    new = new[order]
     idx = np.arange(n)
     run_start = np.maximum.accumulate(
         np.where(np.r_[True, k[1:] != k[:-1]] if n else np.zeros(0, bool), idx, 0)
@@ -375,7 +368,7 @@ def _intra(code: np.ndarray, order: np.ndarray, batch: _Batch) -> tuple[np.ndarr
     new_pos = np.flatnonzero(new)
     first_new = new_pos[np.minimum(np.searchsorted(new_pos, group_start), max(len(new_pos) - 1, 0))] \
         if len(new_pos) else np.zeros(n, np.int64)  # fmt: skip
-    first_s_sorted = np.where(count_sorted > 0, batch.seconds[order][first_new] if n else 0, 0)
+    first_s_sorted = np.where(count_sorted > 0, seconds[order][first_new] if n else 0, 0)
     intra, first_s = np.empty(n, np.int64), np.empty(n, np.float64)
     intra[order] = np.where(c >= 0, count_sorted, 0)
     first_s[order] = np.where(count_sorted > 0, first_s_sorted, np.nan)
@@ -385,7 +378,8 @@ def _intra(code: np.ndarray, order: np.ndarray, batch: _Batch) -> tuple[np.ndarr
 def _orphan_counts(
     code: np.ndarray, batch: _Batch, at_all: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stored outcomes of the query's new rows, known strictly before each row: count, hits, last hit second."""
+    """Stored outcomes of the query's new rows, known strictly before each row (`at_all`: the row's
+    `code * SPAN + second`, any value where the code is missing): count, hits, last hit second."""
     n = len(code)
     if len(batch.orphan_rows) == 0:
         return np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, np.nan)

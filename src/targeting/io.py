@@ -177,6 +177,14 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
+def arrow_text(values: pd.Series | pd.Index) -> pa.Array:
+    """Text values as one Arrow large_string array, for Arrow set lookups (`is_in`, `index_in`): taken as
+    they are when pandas already holds them in Arrow, built from the objects otherwise."""
+    if values.dtype == object:
+        return pa.array(values.to_numpy(dtype=object), pa.large_string())
+    return pa.chunked_array(pa.array(values.array)).combine_chunks().cast(pa.large_string())
+
+
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
     """Object columns become text so that Parquet can hold them: columns of strings and missing values at
     once, mixed values as read (numbers among text) value by value."""

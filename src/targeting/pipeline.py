@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 
 from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
 from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
-from targeting.io import read_raw, write_json, write_tables
+from targeting.io import arrow_text, read_raw, write_json, write_tables
 from targeting.schema import DECLARATION_ID, DECLARATIONS, INSPECTIONS, REJECT_REASON, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, validate_frame
 
@@ -89,11 +88,6 @@ def build_history_index(history: Path, target: str = "hit",
 # ---- the daily batch ----------------------------------------------------------------------------
 
 
-def _arrow_text(values: pd.Series) -> pa.Array:
-    return pa.array(values.to_numpy(dtype=object), pa.large_string()) if values.dtype == object \
-        else pa.chunked_array(pa.array(values.array)).combine_chunks().cast(pa.large_string())  # fmt: skip
-
-
 @dataclass
 class Manifests:
     """Today's declarations from one or more files: the valid rows and every rejected row."""
@@ -115,8 +109,9 @@ def read_manifests(paths: list[Path]) -> Manifests:
         ids = result.valid[DECLARATION_ID].astype(str)
         dup = ids.duplicated().to_numpy()
         first_file = np.full(len(ids), "", dtype=object)
+        these = arrow_text(ids) if earlier else None
         for file, accepted in earlier:  # set lookups in Arrow, not a Python dict of every id
-            found = pc.is_in(_arrow_text(ids), value_set=accepted).to_numpy(zero_copy_only=False)
+            found = pc.is_in(these, value_set=accepted).to_numpy(zero_copy_only=False)
             first_file[found & (first_file == "")] = file
         dup = dup | (first_file != "")
         if dup.any():
@@ -128,7 +123,7 @@ def read_manifests(paths: list[Path]) -> Manifests:
                 f"{DECLARATION_ID}: duplicate of a row in {f or path}" for f in first_file[dup]
             ]
             rej = pd.concat([rej, extra.reset_index(drop=True)], ignore_index=True)
-        earlier.append((str(path), _arrow_text(ids[~dup])))
+        earlier.append((str(path), arrow_text(ids[~dup])))
         valid.append(result.valid[~dup])
         rejects.append(rej)
     frame = pd.concat(valid, ignore_index=True)

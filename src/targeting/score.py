@@ -85,13 +85,13 @@ def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
     propensity = np.zeros(n)
     codes, modes = pd.factorize(frame["mode"].astype(str), sort=True)
     scores = frame["risk_score"].to_numpy(dtype=float)
-    ids = frame["declaration_id"].reset_index(drop=True)
+    ids = frame["declaration_id"]
     for code, mode in enumerate(modes):
         part = np.flatnonzero(codes == code)
         k = budgets[mode].capacity(len(part)) if mode in budgets else 0
         expected_explore = k * explore
         e = int(np.floor(expected_explore + rng.random())) if k else 0
-        order = part[ranking_order(scores[part], ids.iloc[part].reset_index(drop=True))]
+        order = part[ranking_order(scores[part], ids.iloc[part])]  # ranking_order reads ids by position
         top, rest = order[: k - e], order[k - e :]
         decision[top] = "INSPECT"
         propensity[top] = 1.0

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from targeting.features.base import FrameTransformer, codes_of, col, gather
+from targeting.history import _seconds
 from targeting.schema import DECLARATIONS
 
 _BOOLEANS = DECLARATIONS.of_kind("bool")
@@ -57,10 +58,7 @@ class DeclarationFeatures(FrameTransformer):
         and gathered back to the rows: a day's manifest repeats a few thousand values a million times."""
         self.get_feature_names_out()
         lv = _log_value_per_kg(X)
-        filed_s = (
-            pd.to_datetime(X["filed_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64") // 10**9
-        )
-        filed_s = filed_s.to_numpy()
+        filed_s = _seconds(pd.to_datetime(X["filed_at"], utc=True))
         hs_codes, hs_values = codes_of(
             X["hs_code"] if "hs_code" in X else pd.Series(None, index=X.index, dtype=object)
         )

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from targeting.features.base import FrameTransformer, col
-from targeting.history import PARTY_KEYS, ROUTE_KEYS
+from targeting.history import PARTY_KEYS, ROUTE_KEYS, _seconds
 
 
 class HistoryFeatures(FrameTransformer):
@@ -35,7 +35,7 @@ class HistoryFeatures(FrameTransformer):
 
     def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         self.get_feature_names_out()
-        now = pd.to_datetime(X["filed_at"], utc=True).astype("datetime64[ns, UTC]").astype("int64") // 10**9
+        now = _seconds(pd.to_datetime(X["filed_at"], utc=True))
         m, p0 = self.smoothing, self.prior_rate_
         data: dict[str, Any] = {}
         for name in PARTY_KEYS:
