@@ -9,7 +9,7 @@ import pytest
 
 from targeting.drift import profile, psi
 from targeting.errors import ConfigError
-from targeting.explain import SENTENCES, contributions, group_of, grouped
+from targeting.explain import SENTENCES, contributions, explain, group_of, grouped
 from targeting.score import Budget, decide, parse_budgets, parse_share
 
 
@@ -117,6 +117,46 @@ def test_treeshap_contributions_add_up_to_the_raw_score_and_groups_keep_the_sum(
     groups = grouped(contrib, names)
     assert list(groups.columns) == ["value", "description", "consignee", "transport"]
     np.testing.assert_allclose(groups.sum(axis=1) + contrib[:, -1], raw, atol=1e-9)
+
+
+def test_explain_gives_the_top_positive_groups_with_each_rows_own_sentences() -> None:
+    rng = np.random.default_rng(1)
+    names = ["consignee_prior_decl", "consignee_prior_hits", "log_value_per_kg_peer", "desc_text_score",
+             "phone_prior_decl", "phone_prior_hits"]  # fmt: skip
+    x = pd.DataFrame(rng.normal(size=(2000, 6)).clip(0, None).round(1), columns=names)
+    y = (x["consignee_prior_hits"] + x["phone_prior_hits"] + rng.normal(size=2000) > 1.2).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7}, lgb.Dataset(x, y), 30)
+    matrix = x.head(300).astype(np.float32)
+    annotated = pd.DataFrame({
+        "declaration_id": [f"D{i}" for i in range(300)],
+        "filed_at": pd.date_range("2024-03-01", periods=300, freq="h", tz="UTC"),
+        "hs_code": rng.choice(["090240", None], 300), "origin_country": "TH", "goods_desc": "tea",
+        "declared_value_usd": 40.0, "gross_weight_kg": 50.0, "consignee_tenure_days": 9.0,
+        "consignee_prior_insp": 1.0, "consignee_days_since_hit": 3.0, "phone_days_since_hit": 5.0,
+        "h_consignee_prior_decl": -1.0,
+    }, index=pd.RangeIndex(1000, 1300))  # fmt: skip
+    full = explain(booster, annotated, matrix, n_reasons=3, num_threads=2)
+    short = explain(booster, annotated, matrix, n_reasons=3, every_group=False)
+    pd.testing.assert_frame_equal(full.reasons, short.reasons)
+    assert full.reasons.index.equals(annotated.index) and len(short.groups) == 0
+    per_group = grouped(contributions(booster, matrix), names)
+    records = annotated.drop(columns="h_consignee_prior_decl").to_dict("records")
+    for i, (record, features) in enumerate(zip(records, matrix.to_dict("records"), strict=True)):
+        row = {**record, **features}
+        top = per_group.iloc[i].sort_values(ascending=False, kind="stable")
+        top = top[top > 0].head(3)
+        got = full.reasons.iloc[i]
+        for k in range(3):
+            if k < len(top):
+                assert got[f"reason_{k + 1}"] == SENTENCES[top.index[k]](row)
+                assert got[f"reason_{k + 1}_contribution"] == pytest.approx(top.iloc[k])
+            else:
+                assert pd.isna(got[f"reason_{k + 1}"]) and np.isnan(got[f"reason_{k + 1}_contribution"])
+        mine = full.groups[full.groups["declaration_id"] == f"D{i}"]
+        assert list(mine["group"]) == list(per_group.columns)
+        assert list(mine["sentence"]) == [SENTENCES[g](row) for g in per_group.columns]
+        np.testing.assert_allclose(mine["contribution"], per_group.iloc[i].to_numpy())
+    assert full.reasons["reason_1"].notna().sum() > 100 and full.reasons["reason_3"].isna().any()
 
 
 def test_feature_names_map_to_the_groups_an_officer_recognises() -> None:

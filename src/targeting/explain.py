@@ -9,7 +9,8 @@ and each group is written as a sentence with the row's own values. Only the rows
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -116,8 +117,12 @@ def _date(filed_at: Any, days_ago: float) -> str:
     return (pd.Timestamp(filed_at).to_pydatetime() - timedelta(days=float(days_ago))).date().isoformat()
 
 
-def _party(kind: str, what: str) -> Callable[[dict[str, Any]], str]:
-    def sentence(r: dict[str, Any]) -> str:
+#: what a sentence reads: a row's declaration fields and features by name (a dict, or `_Columns.row`)
+Row = Mapping[str, Any]
+
+
+def _party(kind: str, what: str) -> Callable[[Row], str]:
+    def sentence(r: Row) -> str:
         decl, tenure = _num(r.get(f"{kind}_prior_decl")), _num(r.get(f"{kind}_tenure_days"))
         insp, hits = _num(r.get(f"{kind}_prior_insp")), _num(r.get(f"{kind}_prior_hits"))
         since = _num(r.get(f"{kind}_days_since_hit"))
@@ -135,8 +140,8 @@ def _party(kind: str, what: str) -> Callable[[dict[str, Any]], str]:
     return sentence
 
 
-def _linked(kind: str, what: str) -> Callable[[dict[str, Any]], str]:
-    def sentence(r: dict[str, Any]) -> str:
+def _linked(kind: str, what: str) -> Callable[[Row], str]:
+    def sentence(r: Row) -> str:
         decl, hits = _num(r.get(f"{kind}_prior_decl")), _num(r.get(f"{kind}_prior_hits"))
         since = _num(r.get(f"{kind}_days_since_hit"))
         if np.isnan(decl):
@@ -150,7 +155,12 @@ def _linked(kind: str, what: str) -> Callable[[dict[str, Any]], str]:
     return sentence
 
 
-def _value(r: dict[str, Any]) -> str:
+_ADDRESS_LINK = _linked("address", "delivery address")
+_CONSIGNEE_PARTY = _party("consignee", "consignee")
+_CONSIGNOR_PARTY = _party("consignor", "consignor")
+
+
+def _value(r: Row) -> str:
     value, kg = _num(r.get("declared_value_usd")), _num(r.get("gross_weight_kg"))
     text = (
         f"{value / kg if kg > 0 else float('nan'):,.2f} USD/kg declared ({value:,.0f} USD for {kg:,.1f} kg)"
@@ -162,19 +172,19 @@ def _value(r: dict[str, Any]) -> str:
     return text
 
 
-def _packaging(r: dict[str, Any]) -> str:
+def _packaging(r: Row) -> str:
     return (f"{_num(r.get('gross_weight_kg')):,.1f} kg in {_num(r.get('n_packages')):,.0f} "
             f"{_txt(r.get('package_type'), 'package')} ({_num(r.get('weight_per_package_kg')):,.2f} kg each)")  # fmt: skip
 
 
-def _goods(r: dict[str, Any]) -> str:
+def _goods(r: Row) -> str:
     hs = r.get("hs_code")
     category = _txt(r.get("item_category"), "")
     head = f"HS {hs}" if _txt(hs, "") else "no tariff number declared"
     return head + (f", declared as {_code(category)}" if category else "")
 
 
-def _description(r: dict[str, Any]) -> str:
+def _description(r: Row) -> str:
     desc = _txt(r.get("goods_desc"), "")
     shown = f'goods described as "{desc[:60]}"' if desc else "no goods description"
     score = _num(r.get("desc_text_score"))  # log-odds of the text model, balanced classes: > 0 leans to hits
@@ -183,14 +193,14 @@ def _description(r: dict[str, Any]) -> str:
     return shown + (": wording close to past seizures" if score > 0 else ": wording common in cleared trade")
 
 
-def _timing(r: dict[str, Any]) -> str:
+def _timing(r: Row) -> str:
     lead, hour, amends = _num(r.get("lead_days")), _num(r.get("filed_hour")), _num(r.get("amend_count"))
     text = f"filed {_days(lead)} before arrival" if np.isfinite(lead) else "arrival date unknown"
     text += f", at {hour:02.0f}:00 UTC" if np.isfinite(hour) else ""
     return text + (f", amended {amends:,.0f} times" if amends > 0 else "")
 
 
-def _route(r: dict[str, Any]) -> str:
+def _route(r: Row) -> str:
     transit = _txt(r.get("transit_locs"), "")
     text = f"from {_txt(r.get('origin_country'))} (loaded at {_txt(r.get('load_loc'), '?')})"
     text += (
@@ -201,9 +211,9 @@ def _route(r: dict[str, Any]) -> str:
     return text + (f" (highest past hit rate on its legs {max(rates):.1%})" if rates else "")
 
 
-def _address(r: dict[str, Any]) -> str:
+def _address(r: Row) -> str:
     senders = _num(r.get("address_new_senders_30d"))
-    base = _linked("address", "delivery address")(r)
+    base = _ADDRESS_LINK(r)
     if np.isfinite(senders) and senders > 0:
         return f"addressee received parcels from {_n(senders, 'different sender')} in 30 days; " + base
     return base
@@ -214,7 +224,7 @@ def _code(v: Any) -> str:
     return str(v).replace("_", " ").lower()
 
 
-def _transport(r: dict[str, Any]) -> str:
+def _transport(r: Row) -> str:
     bits = [_txt(r.get("mode"))]
     if _txt(r.get("freight_payment"), ""):
         bits.append(
@@ -233,20 +243,20 @@ def _transport(r: dict[str, Any]) -> str:
     return ", ".join(bits)
 
 
-def _consignee(r: dict[str, Any]) -> str:
-    text = _party("consignee", "consignee")(r)
+def _consignee(r: Row) -> str:
+    text = _CONSIGNEE_PARTY(r)
     if r.get("consignee_taxid_present") is False or _num(r.get("consignee_taxid_present")) == 0:
         text += ", no tax id"
     return text
 
 
-def _consignor(r: dict[str, Any]) -> str:
-    text = _party("consignor", "consignor")(r)
+def _consignor(r: Row) -> str:
+    text = _CONSIGNOR_PARTY(r)
     age = _num(r.get("shipper_account_age_days"))
     return text + (f", shipper account {_days(age)} old" if np.isfinite(age) else "")
 
 
-SENTENCES: dict[str, Callable[[dict[str, Any]], str]] = {
+SENTENCES: dict[str, Callable[[Row], str]] = {
     "value": _value,
     "packaging": _packaging,
     "goods": _goods,
@@ -279,39 +289,88 @@ class Explanations:
 def explain(booster: Any, annotated: pd.DataFrame, matrix: pd.DataFrame, n_reasons: int = 3,
             num_threads: int = 1, every_group: bool = True) -> Explanations:  # fmt: skip
     """Top `n_reasons` positive reason groups per row, as sentences with the row's values (and, with
-    `every_group`, the long table of every group of every row, for reports)."""
+    `every_group`, the long table of every group of every row, for reports).
+
+    TreeSHAP runs in LightGBM's threads (outside the GIL) while this thread reads the rows' values and,
+    with `every_group`, writes every group's sentence: those do not depend on the contributions."""
     names = list(matrix.columns)
-    contrib = contributions(booster, matrix, num_threads)
-    per_group = grouped(contrib, names)
-    group_names = list(per_group.columns)
-    values = per_group.to_numpy()
+    present = {group_of(n) for n in names}
+    group_names = [g for g in GROUP_LABELS if g in present]
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(contributions, booster, matrix, num_threads)
+        # the sentences read declaration fields and features, never the raw as-of counts (`h_*`)
+        columns = _Columns(annotated[[c for c in annotated.columns if not str(c).startswith("h_")]], matrix)
+        texts = [columns.sentences(SENTENCES[g]) for g in group_names] if every_group else None
+        contrib = job.result()
+    values = grouped(contrib, names).reindex(columns=group_names).to_numpy()
     order = np.argsort(-values, axis=1, kind="stable")
     top_feature = _top_feature_per_group(contrib[:, : len(names)], names)
-    # the sentences read declaration fields and features, never the raw as-of counts (`h_*`)
-    fields = [c for c in annotated.columns if not str(c).startswith("h_")]
-    records = annotated[fields].reset_index(drop=True).to_dict("records")
-    feats = matrix.reset_index(drop=True).to_dict("records")
-    reasons: dict[str, list[Any]] = {f"reason_{i}{s}": [] for i in range(1, n_reasons + 1)
-                                     for s in ("", "_feature", "_contribution")}  # fmt: skip
-    long = []
+    rows = np.arange(len(values))
+    reasons: dict[str, Any] = {}
+    for k in range(n_reasons):  # reason k exists when the k-th largest group contribution is positive
+        j = order[:, k] if k < order.shape[1] else np.zeros(len(values), int)
+        v = values[rows, j] if k < order.shape[1] else np.zeros(len(values))
+        shown = v > 0
+        reasons[f"reason_{k + 1}"] = [
+            (texts[j[i]][i] if texts is not None else SENTENCES[group_names[j[i]]](columns.row(i)))
+            if shown[i] else None
+            for i in rows
+        ]  # fmt: skip
+        reasons[f"reason_{k + 1}_feature"] = [
+            str(top_feature[group_names[j[i]]][i]) if shown[i] else None for i in rows
+        ]
+        reasons[f"reason_{k + 1}_contribution"] = np.where(shown, v, np.nan)
     ids = annotated["declaration_id"].astype(str).to_numpy()
-    for i, (row, feat) in enumerate(zip(records, feats, strict=True)):
-        r = {**row, **feat}
-        ranked = [j for j in order[i, :n_reasons] if values[i, j] > 0]
-        for k in range(n_reasons):
-            j = ranked[k] if k < len(ranked) else None
-            g = group_names[j] if j is not None else None
-            reasons[f"reason_{k + 1}"].append(SENTENCES[g](r) if g else None)
-            reasons[f"reason_{k + 1}_feature"].append(str(top_feature[g][i]) if g else None)
-            reasons[f"reason_{k + 1}_contribution"].append(float(values[i, j]) if g else np.nan)
-        if every_group:
-            long += [
-                (ids[i], g, GROUP_LABELS[g], float(values[i, j]), SENTENCES[g](r))
-                for j, g in enumerate(group_names)
-            ]
-    groups = pd.DataFrame(long, columns=list(EXPLANATION_COLUMNS))
+    if texts is not None:
+        n_groups = len(group_names)
+        groups = pd.DataFrame({
+            "declaration_id": np.repeat(ids, n_groups), "group": np.tile(np.asarray(group_names, object), len(ids)),
+            "label": np.tile(np.asarray([GROUP_LABELS[g] for g in group_names], object), len(ids)),
+            "contribution": values.astype(float).ravel(),
+            "sentence": np.asarray(texts, dtype=object).reshape(n_groups, len(ids)).T.ravel(),
+        })  # fmt: skip
+    else:
+        groups = pd.DataFrame(columns=list(EXPLANATION_COLUMNS))
     expected = float(contrib[0, -1]) if len(contrib) else float("nan")
     return Explanations(pd.DataFrame(reasons, index=annotated.index), groups, expected)
+
+
+class _Columns:
+    """The explained rows' values as Python lists per column, read by row without building a dict per
+    row (features win over declaration fields of the same name, as in `{**fields, **features}`)."""
+
+    def __init__(self, fields: pd.DataFrame, features: pd.DataFrame) -> None:
+        self.values: dict[str, list[Any]] = {str(c): fields[c].tolist() for c in fields.columns}
+        self.values |= {str(c): features[c].tolist() for c in features.columns}
+        self.n = len(fields)
+
+    def row(self, i: int) -> _Row:
+        return _Row(self.values, i)
+
+    def sentences(self, sentence: Callable[[Row], str]) -> list[str]:
+        return [sentence(_Row(self.values, i)) for i in range(self.n)]
+
+
+class _Row(Mapping[str, Any]):
+    """One row of `_Columns`, read like the dict of its values."""
+
+    __slots__ = ("_values", "_i")
+
+    def __init__(self, values: dict[str, list[Any]], i: int) -> None:
+        self._values, self._i = values, i
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key][self._i]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        column = self._values.get(key)
+        return default if column is None else column[self._i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def _top_feature_per_group(contrib: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
