@@ -206,8 +206,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     result.summary.update({"model_uri": resolved, "manifests": [str(p) for p in paths], "rows_read": manifests.n_read,
                            "rejected": len(manifests.rejects), "history": str(scorer.history_dir),
                            "shap_expected_value": result.expected_value})  # fmt: skip
-    chosen = set(result.scores.loc[result.scores["decision"] != "RELEASE", "declaration_id"])
-    selected = manifests.valid[manifests.valid[DECLARATION_ID].astype(str).isin(chosen)]
+    selected = manifests.valid.iloc[result.selected_rows]
     say("writing outputs")
     write_tables({out_dir / "scores.parquet": result.scores, out_dir / "scores.csv": result.scores,
                   out_dir / "rejects.parquet": manifests.rejects, out_dir / "rejects.csv": manifests.rejects,

@@ -77,31 +77,40 @@ def parse_share(text: str) -> float:
     return value
 
 
+#: decision codes of `_decisions` (0 is the default: released)
+DECISIONS = ("RELEASE", "INSPECT", "EXPLORE")
+
+
 def decide(frame: pd.DataFrame, budgets: dict[str, Budget], explore: float,
            rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
     """`decision` and `selection_propensity` for rows with declaration_id, mode, risk_score (index kept)."""
-    n = len(frame)
-    decision = np.full(n, "RELEASE", dtype=object)
-    propensity = np.zeros(n)
     codes, modes = pd.factorize(frame["mode"].astype(str), sort=True)
-    scores = frame["risk_score"].to_numpy(dtype=float)
-    ids = frame["declaration_id"]
+    order = ranking_order(frame["risk_score"].to_numpy(dtype=float), frame["declaration_id"])
+    decision, propensity = _decisions(codes, list(modes), order, budgets, explore, rng)
+    return pd.DataFrame({"decision": np.asarray(DECISIONS, dtype=object)[decision],
+                         "selection_propensity": propensity}, index=frame.index)  # fmt: skip
+
+
+def _decisions(mode_codes: np.ndarray, modes: list[str], order: np.ndarray, budgets: dict[str, Budget],
+               explore: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Decision codes (DECISIONS) and selection propensities by row position, given the batch's ranking
+    `order`: a mode's own ranking is the batch's with the other modes left out, so one sort serves all."""
+    decision = np.zeros(len(mode_codes), np.int8)
+    propensity = np.zeros(len(mode_codes))
+    ranked_codes = mode_codes[order]
     for code, mode in enumerate(modes):
-        part = np.flatnonzero(codes == code)
-        k = budgets[mode].capacity(len(part)) if mode in budgets else 0
+        ranked = order[ranked_codes == code]
+        k = budgets[mode].capacity(len(ranked)) if mode in budgets else 0
         expected_explore = k * explore
         e = int(np.floor(expected_explore + rng.random())) if k else 0
-        order = part[ranking_order(scores[part], ids.iloc[part])]  # ranking_order reads ids by position
-        top, rest = order[: k - e], order[k - e :]
-        decision[top] = "INSPECT"
+        top, rest = ranked[: k - e], ranked[k - e :]
+        decision[top] = DECISIONS.index("INSPECT")
         propensity[top] = 1.0
         if len(rest):
             picked = rest[rng.choice(len(rest), size=min(e, len(rest)), replace=False)] if e else rest[:0]
-            decision[picked] = "EXPLORE"
+            decision[picked] = DECISIONS.index("EXPLORE")
             propensity[rest] = min(1.0, expected_explore / len(rest))
-    decision = pd.Series(decision, index=frame.index)
-    propensity = pd.Series(propensity, index=frame.index)
-    return pd.DataFrame({"decision": decision, "selection_propensity": propensity})
+    return decision, propensity
 
 
 @dataclass
@@ -111,6 +120,8 @@ class ScoreResult:
     expected_value: float  # TreeSHAP base value (log-odds)
     drift: pd.DataFrame  # column, psi, warning (empty when the model has no reference)
     summary: dict[str, Any] = field(default_factory=dict)
+    # input row positions of INSPECT and EXPLORE, ascending (none for an empty batch)
+    selected_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[str, Budget], explore: float,
@@ -127,31 +138,51 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     with ThreadPoolExecutor(1) as side:  # drift needs only the matrix and the scores: binned meanwhile
         drift_job = side.submit(psi, reference, scored.matrix, scored.risk_score, 1) if reference else None
         say("deciding within each mode's budget")
-        frame, order, chosen = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
-        say(f"explaining {len(chosen):,} selected declarations (TreeSHAP)")
+        frame, order, picked = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
+        say(f"explaining {len(picked):,} selected declarations (TreeSHAP)")
+        chosen = order[picked]  # input positions, in ranking order
         exp = attach_reasons(
-            frame, chosen, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
+            frame, picked, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
         )
         drift = drift_job.result() if drift_job is not None else None
-    return assemble(frame, order, exp, drift, model_uri, scored_at, budgets, explore)
+    return assemble(frame, order, picked, exp, drift, model_uri, scored_at, budgets, explore)
 
 
 def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Budget], explore: float,
                     seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # fmt: skip
-    """Decisions per mode, the rank of every row in the batch, and the positions of the selected rows."""
-    frame = pd.DataFrame({"declaration_id": rows["declaration_id"].astype("str").array,
-                          "mode": rows["mode"].astype("str").array, "risk_score": np.asarray(risk, float)})  # fmt: skip
-    frame = pd.concat([frame, decide(frame, budgets, explore, np.random.default_rng(seed))], axis=1)
-    order = ranking_order(frame["risk_score"].to_numpy(), frame["declaration_id"])
-    frame["risk_rank"] = 0
-    frame.loc[order, "risk_rank"] = np.arange(1, len(frame) + 1)
-    chosen = np.flatnonzero(frame["decision"].isin(["INSPECT", "EXPLORE"]).to_numpy())
-    return frame, order, chosen
+    """The decisions, built in ranking order: the frame (declaration_id, mode, risk_score, decision,
+    selection_propensity, risk_rank), `order` (frame row i is input row order[i]) and the frame positions
+    of the selected rows. Built ranked, the million-row table is never reordered afterwards."""
+    import pyarrow as pa
+
+    risk = np.asarray(risk, dtype=float)
+    ids = rows["declaration_id"].astype("str")
+    order = ranking_order(risk, ids)
+    codes, modes = pd.factorize(rows["mode"].astype("str"), sort=True)
+    decision, propensity = _decisions(
+        codes, list(modes), order, budgets, explore, np.random.default_rng(seed)
+    )
+    ranked_decision = decision[order]
+    frame = pd.DataFrame({
+        "declaration_id": ids.array.take(order),
+        "mode": _text(pa.array(list(modes), pa.large_string()).take(codes[order])),
+        "risk_score": risk[order],
+        "decision": _text(pa.array(DECISIONS, pa.large_string()).take(ranked_decision)),
+        "selection_propensity": propensity[order],
+        "risk_rank": np.arange(1, len(order) + 1, dtype=np.int64),
+    })  # fmt: skip
+    return frame, order, np.flatnonzero(ranked_decision)
 
 
-def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annotated: pd.DataFrame,
+def _text(values: Any) -> pd.Series:
+    """An Arrow string array as a pandas `str` column, without a round trip through Python."""
+    return pd.Series(pd.arrays.ArrowStringArray(values), dtype="str")
+
+
+def attach_reasons(frame: pd.DataFrame, picked: np.ndarray, booster: Any, annotated: pd.DataFrame,
                    matrix: pd.DataFrame) -> Any:  # fmt: skip
-    """TreeSHAP reasons of the selected rows into `frame` (in place); returns the explanations."""
+    """TreeSHAP reasons of the selected rows (frame positions `picked`) into `frame` (in place); returns
+    the explanations."""
     from targeting.explain import explain
     from targeting.serving import scoring_threads
 
@@ -159,10 +190,10 @@ def attach_reasons(frame: pd.DataFrame, chosen: np.ndarray, booster: Any, annota
     for col in exp.reasons.columns:  # typed columns (text or float), empty outside the selected rows
         if col.endswith("_contribution"):
             values = np.full(len(frame), np.nan)
-            values[chosen] = exp.reasons[col].to_numpy(dtype=float)
+            values[picked] = exp.reasons[col].to_numpy(dtype=float)
             frame[col] = values
         else:
-            frame[col] = _spread_text(exp.reasons[col], chosen, len(frame))
+            frame[col] = _spread_text(exp.reasons[col], picked, len(frame))
     return exp
 
 
@@ -175,23 +206,23 @@ def _spread_text(values: pd.Series, positions: np.ndarray, n: int) -> pd.Series:
     source = pa.array([*values.astype(object).where(values.notna(), None), None], pa.large_string())
     index = np.full(n, len(values), np.int64)
     index[positions] = np.arange(len(values))
-    return pd.Series(pd.arrays.ArrowStringArray(pc.take(source, index)), dtype="str")
+    return _text(pc.take(source, index))
 
 
-def assemble(frame: pd.DataFrame, order: np.ndarray, exp: Any, drift: pd.DataFrame | None, model_uri: str,
-             scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float) -> ScoreResult:  # fmt: skip
-    """The result: `scores` (contract columns + selection_propensity, in ranking order), explanations,
-    drift (an empty table when the model has no reference) and the summary."""
+def assemble(frame: pd.DataFrame, order: np.ndarray, picked: np.ndarray, exp: Any, drift: pd.DataFrame | None,
+             model_uri: str, scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float) -> ScoreResult:  # fmt: skip
+    """The result from the ranked frame of `rank_and_decide`: `scores` (contract columns +
+    selection_propensity, in ranking order), explanations, drift (an empty table when the model has no
+    reference), the summary and which input rows were selected."""
     from targeting.drift import NO_DRIFT
 
-    scores = frame.iloc[order].reset_index(drop=True)  # the constant columns are added after the reorder
+    scores = frame
     scores["model_uri"] = pd.Series(model_uri, index=scores.index, dtype="str")
     scores["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
     scores = scores[[*SCORES.names, "selection_propensity"]]
     drift = drift if drift is not None else pd.DataFrame(columns=list(NO_DRIFT))
-    return ScoreResult(
-        scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift)
-    )
+    return ScoreResult(scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift),
+                       selected_rows=np.sort(order[picked]))  # fmt: skip
 
 
 def empty_result(budgets: dict[str, Budget], explore: float) -> ScoreResult:
