@@ -17,7 +17,6 @@ history files are unchanged. Building it is the once-per-history-update part of 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,30 +136,56 @@ class HistoryIndex:
     def as_of(self, query: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
         """Raw as-of counts for every query row (index kept): the same frame `HistoryStore.as_of` returns.
         With `threads` > 1 the keys are answered side by side, while one more thread finds which query
-        rows are new to the store (the keys need that only for the batch's own rows, after their lookups)."""
+        rows are new to the store (the keys need that only once their values are looked up and sorted)."""
         seconds = _seconds(query["filed_at"])
         names = [n for n, k in self.keys.items() if k.column in query]
-        if threads > 1:
-            with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(threads) as pool:
-                pending = side.submit(self._batch, query, seconds)
-                work = pool.map(lambda n: self._answer_key(n, query, seconds, pending.result), names)
-                answers = dict(zip(names, work, strict=True))
-                batch = pending.result()
-        else:
-            batch = self._batch(query, seconds)
-            answers = {name: self._answer_key(name, query, seconds, lambda: batch) for name in names}
-        result: dict[str, np.ndarray] = {}
+        columns: list[str] = []
+        at: dict[str, slice] = {}
         for name in names:
-            result.update(answers[name][0])
-        if self.pairs is not None and "address" in answers and "consignor" in answers:
-            result["h_address_new_senders_30d"] = self._new_senders(
-                answers["address"][1], answers["consignor"][1], answers["address"][2], batch
-            )
-        # one column-major block: the frame takes it without copying 40 columns into a new block
-        block = np.empty((len(query), len(result)), np.float64, order="F")
-        for j, values in enumerate(result.values()):
-            block[:, j] = values
-        return pd.DataFrame(block, index=query.index.copy(), columns=list(result), copy=False)
+            parts = ("decl", "insp", "hits", *(("first_seen_s", "last_hit_s") if name in PARTY_KEYS else ()))
+            at[name] = slice(len(columns), len(columns) + len(parts))
+            columns += [f"h_{name}_{part}" for part in parts]
+        senders = self.pairs is not None and "address" in names and "consignor" in names
+        columns += ["h_address_new_senders_30d"] if senders else []
+        # one column-major block that the keys fill in place: the frame takes it without copying
+        block = np.empty((len(query), len(columns)), np.float64, order="F")
+
+        def count_senders(
+            address: tuple[np.ndarray, ...], consignor: tuple[np.ndarray, ...], batch: _Batch
+        ) -> None:
+            block[:, -1] = self._new_senders(address[0], consignor[0], address[1], batch)
+
+        if threads == 1:
+            batch = self._batch(query, seconds)
+            keys = {n: self._fill_key(n, self._prepare_key(n, query, seconds), batch, block[:, at[n]])
+                    for n in names}  # fmt: skip
+            if senders:
+                count_senders(keys["address"], keys["consignor"], batch)
+            return pd.DataFrame(block, index=query.index.copy(), columns=columns, copy=False)
+        # Queued in this order: every key's lookups and sort (they need not know which rows are new), then
+        # the answers, which wait for `pending`: address and consignor first, so that the new-senders count
+        # runs beside the other keys' answers rather than after them all.
+        lead = ["address", "consignor"] if senders else []
+        with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(threads) as pool:
+            pending = side.submit(self._batch, query, seconds)
+            prepared = {
+                n: pool.submit(self._prepare_key, n, query, seconds) for n in dict.fromkeys(lead + names)
+            }
+
+            def answer(n: str) -> tuple[np.ndarray, np.ndarray]:
+                return self._fill_key(n, prepared[n].result(), pending.result(), block[:, at[n]])
+
+            answered = {n: pool.submit(answer, n) for n in lead}
+            jobs = list(answered.values())
+            if senders:
+                address, consignor = answered["address"], answered["consignor"]
+                jobs.append(
+                    pool.submit(lambda: count_senders(address.result(), consignor.result(), pending.result()))
+                )
+            jobs += [pool.submit(answer, n) for n in names if n not in lead]
+            for job in jobs:
+                job.result()
+        return pd.DataFrame(block, index=query.index.copy(), columns=columns, copy=False)
 
     def _batch(self, query: pd.DataFrame, seconds: np.ndarray) -> _Batch:
         ids = query["declaration_id"].astype(str)
@@ -200,47 +225,26 @@ class HistoryIndex:
         found[unseen] = len(key.values) + np.arange(int(unseen.sum()))
         return np.append(found, -1)[local]  # a missing value (local -1) picks the appended -1
 
-    def _answer_key(self, name: str, query: pd.DataFrame, seconds: np.ndarray,
-                    batch_of: Callable[[], _Batch]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:  # fmt: skip
-        """The `h_<name>_*` columns for the query, the query's codes for this key and its (code, time) order.
-        `batch_of` gives what the query brings as new rows (asked for only once the store's part is done)."""
-        key = self.keys[name]
-        code = self._codes(key, query[key.column])
-        n_codes = len(key.values)
-        seen = (code >= 0) & (code < n_codes)
-        c = np.where(seen, code, 0)
-        base = c.astype(np.int64) * _SPAN
-        at = base + seconds
+    def _prepare_key(self, name: str, query: pd.DataFrame, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The query's codes for this key, its (code, second) sort key and that order (missing values
+        first): all that needs no knowledge of which rows are new."""
+        code = self._codes(self.keys[name], query[self.keys[name].column])
         sort_key = np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1)
-        order = np.argsort(sort_key)  # ties need no order: equal (code, time) rows are handled as one run
-        out: dict[str, np.ndarray] = {}
-        stored = {}
-        for what, events, starts in (("decl", key.decl, key.decl_start), ("insp", key.insp, key.insp_start),
-                                     ("hits", key.hits, key.hits_start)):  # fmt: skip
-            stored[what] = np.where(seen, _count_before(events, starts, c, at, order), 0)
-        batch = batch_of()
-        intra_decl, first_new_s = _intra(code, sort_key, order, batch.new, seconds)
-        o_insp, o_hits, o_last = _orphan_counts(code, batch, sort_key)
-        missing = code < 0
-        for what, values in (("decl", stored["decl"] + intra_decl), ("insp", stored["insp"] + o_insp),
-                             ("hits", stored["hits"] + o_hits)):  # fmt: skip
-            out[f"h_{name}_{what}"] = np.where(missing, np.nan, values.astype(float))
-        if name in PARTY_KEYS:
-            first = np.full(len(code), np.nan)
-            has_stored = stored["decl"] > 0
-            if len(key.decl):
-                first_event = key.decl[np.minimum(key.decl_start[c], len(key.decl) - 1)] - base
-                first = np.where(has_stored, first_event, np.nan).astype(float)
-            first = np.fmin(first, np.where(intra_decl > 0, first_new_s, np.nan))
-            last = np.full(len(code), np.nan)
-            if len(key.hits):
-                n_hits = stored["hits"]
-                last_pos = np.minimum(key.hits_start[c] + n_hits - 1, len(key.hits) - 1)
-                last = np.where(n_hits > 0, key.hits[np.maximum(last_pos, 0)] - base, np.nan).astype(float)
-            last = np.fmax(last, o_last)
-            out[f"h_{name}_first_seen_s"] = np.where(missing, np.nan, first)
-            out[f"h_{name}_last_hit_s"] = np.where(missing, np.nan, last)
-        return out, code, order
+        return code, sort_key, np.argsort(sort_key)  # equal (code, second) rows need no order
+
+    def _fill_key(self, name: str, prepared: tuple[np.ndarray, ...], batch: _Batch,
+                  out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Write the `h_<name>_*` columns into `out`; returns the query's codes and (code, second) order."""
+        from targeting.as_of_kernel import answer_key
+
+        key = self.keys[name]
+        code, sort_key, order = prepared
+        none = np.zeros(0, np.int64)
+        orphans = _orphan_counts(code, batch, sort_key) if len(batch.orphan_rows) else (none, none, none)
+        stored = (key.decl, key.decl_start, key.insp, key.insp_start, key.hits, key.hits_start)
+        answer_key(code, batch.seconds, order, batch.new, len(key.values), stored, orphans,
+                   name in PARTY_KEYS, out)  # fmt: skip
+        return code, order
 
     def _new_senders(
         self, addr: np.ndarray, sender: np.ndarray, order: np.ndarray, batch: _Batch
@@ -330,49 +334,6 @@ class HistoryIndex:
         index = cls.__new__(cls)  # the saved arrays, not a store to index again
         index.keys, index.pairs, index.ids, index.orphans = keys, pairs, ids, orphans
         return index
-
-
-def _count_before(events: np.ndarray, starts: np.ndarray, code: np.ndarray, at: np.ndarray,
-                  order: np.ndarray) -> np.ndarray:  # fmt: skip
-    """Events of each row's code strictly before its time: the code's whole run where its last event is
-    earlier (no search), a binary search for the rest (in sorted query order, which is cache-friendly)."""
-    if len(events) == 0:
-        return np.zeros(len(code), np.int64)
-    lo, hi = starts[code], starts[code + 1]
-    count = hi - lo
-    later = (hi > lo) & (events[np.maximum(hi - 1, 0)] >= at)
-    if later.any():
-        rows = order[later[order]]  # the rows needing a search, in ascending (code, time) order
-        count[rows] = np.searchsorted(events, at[rows]) - lo[rows]
-    return count
-
-
-def _intra(code: np.ndarray, sort_key: np.ndarray, order: np.ndarray, new: np.ndarray,
-           seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The query's own contribution per row, given its (code, time) sort key and order and which rows are
-    new declarations: the number of new rows of the same code filed strictly earlier, and the filing second
-    of the code's first new row."""
-    n = len(code)
-    k = sort_key[order]
-    c = code[order]
-    new = new[order]
-    idx = np.arange(n)
-    run_start = np.maximum.accumulate(
-        np.where(np.r_[True, k[1:] != k[:-1]] if n else np.zeros(0, bool), idx, 0)
-    )
-    group_start = np.maximum.accumulate(
-        np.where(np.r_[True, c[1:] != c[:-1]] if n else np.zeros(0, bool), idx, 0)
-    )
-    before = np.cumsum(new) - new  # new rows before each position
-    count_sorted = before[run_start] - before[group_start]
-    new_pos = np.flatnonzero(new)
-    first_new = new_pos[np.minimum(np.searchsorted(new_pos, group_start), max(len(new_pos) - 1, 0))] \
-        if len(new_pos) else np.zeros(n, np.int64)  # fmt: skip
-    first_s_sorted = np.where(count_sorted > 0, seconds[order][first_new] if n else 0, 0)
-    intra, first_s = np.empty(n, np.int64), np.empty(n, np.float64)
-    intra[order] = np.where(c >= 0, count_sorted, 0)
-    first_s[order] = np.where(count_sorted > 0, first_s_sorted, np.nan)
-    return intra, first_s
 
 
 def _orphan_counts(
