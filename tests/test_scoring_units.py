@@ -84,6 +84,26 @@ def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> N
     assert shifted["warning"].all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_drift_bins_equal_numpys(dtype) -> None:
+    from targeting.kernels import bin_counts
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=20_000).round(1).astype(dtype)  # rounded: many values equal an edge
+    x[::11], x[5::13], x[7::17] = np.nan, np.inf, -np.inf
+    edges = np.array([-1.0, -0.5, -0.5000001, 0.0, 0.5, 1.0])[[0, 2, 1, 3, 4, 5]]
+    wide = x.astype(np.float64)
+    finite = np.isfinite(wide)
+    expected = np.bincount(np.where(finite, 1 + np.searchsorted(edges, wide, side="right"), 0), minlength=8)
+    assert (bin_counts(x, edges=edges) == expected).all()
+    codes = np.array([0.0, 3.0, -1.0])  # most frequent first, as the reference keeps them
+    ints = np.where(finite, rng.integers(-2, 5, len(x)), np.nan).astype(dtype)
+    expected = [(~np.isfinite(ints)).sum(), *[(ints == c).sum() for c in codes]]
+    expected.append(len(x) - sum(expected))
+    assert bin_counts(ints, codes=codes).tolist() == expected
+    assert bin_counts(np.zeros(0, dtype), edges=edges).tolist() == [0] * 8
+
+
 def test_as_of_history_state_moves_with_time_and_is_reported_without_warning() -> None:
     rng = np.random.default_rng(0)
     rates = rng.choice(

@@ -37,21 +37,12 @@ def _edges(x: np.ndarray, bins: int) -> list[float]:
 
 def _shares(x: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
     """Shares per bin: [missing, bin 0, bin 1, ...] for numbers; [missing, code..., other] for codes."""
-    x = np.asarray(x, dtype=float)
-    missing = ~np.isfinite(x)
+    from targeting.kernels import bin_counts
+
     if spec["kind"] == "codes":
-        codes = np.asarray(spec["codes"], dtype=float)
-        idx = np.where(missing, 0, 1 + len(codes))  # default: "other"
-        if len(codes):  # one binary search among the sorted codes instead of a pass per code
-            by_value = np.argsort(codes)
-            at = np.minimum(np.searchsorted(codes[by_value], x), len(codes) - 1)
-            found = ~missing & (codes[by_value][at] == x)
-            idx[found] = 1 + by_value[at[found]]
-        n_bins = 2 + len(codes)
+        counts = bin_counts(x, codes=np.asarray(spec["codes"], dtype=float)).astype(float)
     else:
-        idx = np.where(missing, 0, 1 + np.searchsorted(np.asarray(spec["edges"]), x, side="right"))
-        n_bins = 2 + len(spec["edges"])
-    counts = np.bincount(idx, minlength=n_bins).astype(float)
+        counts = bin_counts(x, edges=np.asarray(spec["edges"], dtype=float)).astype(float)
     return counts / max(1.0, counts.sum())
 
 
@@ -78,11 +69,14 @@ def profile(
 def bin_counts(reference: dict[str, Any], matrix: pd.DataFrame, scores: np.ndarray,
                threads: int = 2) -> dict[str, np.ndarray]:  # fmt: skip
     """Counts per reference bin of a batch (additive: partitions of a batch can be summed). Columns are
-    binned on `threads` threads (NumPy releases the GIL)."""
+    binned on `threads` threads (the compiled loop releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def column(name: str) -> np.ndarray:
-        return np.asarray(scores, float) if name == SCORE else matrix[name].to_numpy(dtype=float)
+    def column(name: str) -> np.ndarray:  # float32 model columns are binned as they are
+        if name == SCORE:
+            return np.asarray(scores, float)
+        values = matrix[name]
+        return values.to_numpy() if values.dtype in (np.float32, np.float64) else values.to_numpy(dtype=float)
 
     def count(name: str) -> np.ndarray:
         x = column(name)

@@ -235,7 +235,7 @@ class HistoryIndex:
     def _fill_key(self, name: str, prepared: tuple[np.ndarray, ...], batch: _Batch,
                   out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Write the `h_<name>_*` columns into `out`; returns the query's codes and (code, second) order."""
-        from targeting.as_of_kernel import answer_key
+        from targeting.kernels import answer_key
 
         key = self.keys[name]
         code, sort_key, order = prepared

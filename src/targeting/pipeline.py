@@ -163,11 +163,11 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
 
 def _load_for_scoring(model_uri: str, history: Path | None) -> tuple[Any, str, str]:
     """The scorer, its resolved model URI and where its as-of answers come from, with the saved history
-    index and the compiled as-of kernel loaded (this runs beside validation)."""
-    from targeting import as_of_kernel
+    index and the compiled loops loaded (this runs beside validation)."""
+    from targeting import kernels
 
     scorer, resolved = load_scorer(model_uri, history)
-    as_of_kernel.load()
+    kernels.load()
     return scorer, resolved, scorer.history_source()  # history_source loads the saved index, if any
 
 

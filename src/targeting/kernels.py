@@ -1,0 +1,184 @@
+"""Compiled inner loops (numba, already installed with shap), where NumPy passes cost too much.
+
+**As-of answers of one key** (`answer_key`, the inner loop of `HistoryIndex.as_of`). A daily batch asks 11
+keys about a million rows each. As NumPy passes every key cost ~0.4 s of temporaries (a dozen
+million-element arrays per key); one compiled loop over the rows costs a fraction of that and releases
+the GIL, so keys run side by side on threads. The rules are those of `HistoryStore.as_of`
+(tests/test_history_index.py checks that they agree):
+- stored events of the row's key value strictly before the row's second: the value's whole run when its
+  last event is earlier (the daily case), else a binary search within the run;
+- the batch's own new rows of the same value filed strictly earlier (rows visited in (value, second)
+  order), and the second of the value's first new row;
+- stored outcomes of the batch's new rows, given by the caller per row (empty arrays when there are none).
+
+**Drift bins** (`bin_counts`): a batch column's counts per reference bin in one pass, without the float64
+copy, mask and binary-search arrays of a million rows per column.
+
+The loops are compiled once for fixed argument types (read-only inputs accept any array) and cached on
+disk by numba: later processes load them in well under a second.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+SPAN = 10_000_000_000  # history._SPAN: composite key = code * SPAN + second
+
+_compiled: dict[str, Any] = {}
+
+
+def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray, new: np.ndarray, n_codes: int,
+               stored: tuple[np.ndarray, ...], orphans: tuple[np.ndarray, np.ndarray, np.ndarray],
+               party: bool, out: np.ndarray) -> None:  # fmt: skip
+    """Fill `out` (rows x 3, or x 5 for a party key; float64 columns, each contiguous): earlier
+    declarations, outcomes and hits, then the first-seen and last-hit seconds relative to the value's
+    base. `stored` = (decl, decl_start, insp, insp_start, hits, hits_start) of `history_index._Key`;
+    `orphans` = (outcomes, hits, last hit second) per row from the store's outcomes of new rows, or
+    three empty arrays."""
+    columns = [out[:, j] for j in range(out.shape[1])] + [np.empty(0)] * (5 - out.shape[1])
+    load()["answer_key"](
+        _ints(code), _ints(seconds), _ints(order), np.ascontiguousarray(new, np.bool_), int(n_codes),
+        *[_ints(a) for a in stored], _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party),
+        *columns,
+    )  # fmt: skip
+
+
+def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray | None = None) -> np.ndarray:
+    """Counts of `x` per bin: [missing, bin 0, ..., bin len(edges)] for sorted quantile `edges` (a value
+    goes after every edge it equals), or [missing, code 0, ..., other] for unique `codes`. Missing means
+    not finite."""
+    kernel = load()["bin_counts"]
+    x = np.ascontiguousarray(x)
+    x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
+    by_codes = codes is not None
+    bounds = _floats(codes if by_codes else edges if edges is not None else np.zeros(0))
+    return kernel(x, bounds, by_codes)
+
+
+def load() -> dict[str, Any]:
+    """The compiled loops: from numba's on-disk cache after the first run, compiled (a few seconds) on
+    it. Scoring loads them on its loading thread, beside validation."""
+    if not _compiled:
+        _compiled.update(_compile())
+    return _compiled
+
+
+def _ints(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.int64)
+
+
+def _floats(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float64)
+
+
+def _compile() -> dict[str, Any]:
+    from numba import njit, types
+
+    def array(kind: Any, readonly: bool = True) -> Any:
+        return types.Array(kind, 1, "C", readonly=readonly)
+
+    ints, floats, out = array(types.int64), array(types.float64), array(types.float64, readonly=False)
+
+    @njit(types.int64(ints, ints, types.int64, types.int64), nogil=True, cache=True)
+    def count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
+        lo, hi = starts[c], starts[c + 1]
+        if hi == lo or events[hi - 1] < at:
+            return hi - lo
+        a, b = lo, hi  # first position in [lo, hi) whose event is >= at
+        while a < b:
+            m = (a + b) // 2
+            if events[m] < at:
+                a = m + 1
+            else:
+                b = m
+        return a - lo
+
+    answer_signature = types.void(ints, ints, ints, array(types.boolean), types.int64, *[ints] * 8, floats,
+                                  types.boolean, *[out] * 5)  # fmt: skip
+
+    @njit(answer_signature, nogil=True, cache=True)
+    def answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
+               o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
+        n = len(code)
+        has_orphans = len(o_insp) > 0
+        earlier_new = 0  # new rows of the current value at earlier seconds
+        run_new = 0  # new rows in the current run of equal (value, second)
+        first_new = np.nan  # second of the current value's first new row
+        prev_code, prev_second = -2, -1
+        for p in range(n):
+            i = order[p]
+            c = code[i]
+            s = seconds[i]
+            if p == 0 or c != prev_code:
+                earlier_new, run_new, first_new = 0, 0, np.nan
+            elif s != prev_second:
+                earlier_new += run_new
+                run_new = 0
+            prev_code, prev_second = c, s
+            if new[i]:
+                run_new += 1
+                if np.isnan(first_new):
+                    first_new = float(s)
+            if c < 0:  # no value: nothing to count
+                out_decl[i] = np.nan
+                out_insp[i] = np.nan
+                out_hits[i] = np.nan
+                if party:
+                    out_first[i] = np.nan
+                    out_last[i] = np.nan
+                continue
+            d, ins, h = 0, 0, 0
+            base = c * SPAN
+            if c < n_codes:  # a stored value
+                at = base + s
+                d = count_before(decl, decl_start, c, at)
+                ins = count_before(insp, insp_start, c, at)
+                h = count_before(hits, hits_start, c, at)
+            oi, oh, ol = 0, 0, np.nan
+            if has_orphans:
+                oi, oh, ol = o_insp[i], o_hits[i], o_last[i]
+            out_decl[i] = d + earlier_new
+            out_insp[i] = ins + oi
+            out_hits[i] = h + oh
+            if party:
+                first = np.nan
+                if d > 0:
+                    first = float(decl[decl_start[c]] - base)
+                if earlier_new > 0 and not (first <= first_new):
+                    first = first_new
+                last = np.nan
+                if h > 0:
+                    last = float(hits[hits_start[c] + h - 1] - base)
+                if not np.isnan(ol) and not (last >= ol):
+                    last = ol
+                out_first[i] = first
+                out_last[i] = last
+
+    counts = types.Array(types.int64, 1, "C")
+
+    @njit(
+        [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)],
+        nogil=True,
+        cache=True,
+    )
+    def bins(x, bounds, by_codes):  # type: ignore[no-untyped-def]
+        k = len(bounds)
+        count = np.zeros(k + 2, np.int64)
+        for i in range(len(x)):
+            v = x[i]
+            if not np.isfinite(v):
+                count[0] += 1
+                continue
+            j = 0
+            if by_codes:  # the code's position, or k for any other value
+                while j < k and bounds[j] != v:
+                    j += 1
+            else:  # the number of edges at or below the value
+                while j < k and bounds[j] <= v:
+                    j += 1
+            count[1 + j] += 1
+        return count
+
+    return {"answer_key": answer, "bin_counts": bins}
