@@ -52,3 +52,13 @@ def test_write_tables_replaces_existing_files(tmp_path: Path) -> None:
     assert len(pd.read_parquet(target)) == 3
     assert pd.read_csv(tmp_path / "t.csv")["b"].tolist() == ["x"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]
+
+
+def test_csv_timestamps_are_iso_8601_utc_with_z_and_missing_ones_empty(tmp_path: Path) -> None:
+    times = pd.Series(pd.to_datetime(["2024-03-02T08:15:00.5Z", None, "2024-03-02T08:15:00.5Z",
+                                      "2023-12-31T23:59:59Z"], utc=True, format="ISO8601")).astype("datetime64[us, UTC]")  # fmt: skip
+    frame = pd.DataFrame({"id": ["a", "b", "c", "d"], "at": times})
+    write_tables({tmp_path / "t.csv": frame})
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    assert lines[1:] == ['"a","2024-03-02T08:15:00.500000Z"', '"b",', '"c","2024-03-02T08:15:00.500000Z"',
+                         '"d","2023-12-31T23:59:59.000000Z"']  # fmt: skip
