@@ -106,8 +106,8 @@ def read_manifests(paths: list[Path]) -> Manifests:
         n_read += result.n_read
         rej = result.rejects.copy()
         rej.insert(0, "source_file", str(path))
-        ids = result.valid[DECLARATION_ID].astype(str)
-        dup = ids.duplicated().to_numpy()
+        ids = result.valid[DECLARATION_ID].astype(str)  # unique within the file: validation rejects repeats
+        dup = np.zeros(len(ids), bool)
         first_file = np.full(len(ids), "", dtype=object)
         these = arrow_text(ids) if earlier else None
         for file, accepted in earlier:  # set lookups in Arrow, not a Python dict of every id
@@ -123,10 +123,12 @@ def read_manifests(paths: list[Path]) -> Manifests:
                 f"{DECLARATION_ID}: duplicate of a row in {f or path}" for f in first_file[dup]
             ]
             rej = pd.concat([rej, extra.reset_index(drop=True)], ignore_index=True)
-        earlier.append((str(path), arrow_text(ids[~dup])))
-        valid.append(result.valid[~dup])
+        kept = ids[~dup] if dup.any() else ids
+        if len(paths) > 1:
+            earlier.append((str(path), arrow_text(kept)))
+        valid.append(result.valid[~dup] if dup.any() else result.valid)  # no copy of a clean file
         rejects.append(rej)
-    frame = pd.concat(valid, ignore_index=True)
+    frame = valid[0] if len(valid) == 1 else pd.concat(valid, ignore_index=True)
     return Manifests(frame, pd.concat(rejects, ignore_index=True), n_read)
 
 

@@ -342,7 +342,8 @@ def validate_frame(raw: RawTable, table: Table) -> ValidationResult:
     for col in table.columns:  # absent optional columns become typed, all-null columns
         if col.name not in typed.columns:
             typed[col.name] = pd.Series(index=typed.index, dtype=col.dtype)
-    valid = pd.concat([typed[list(table.names)], frame[extras]], axis=1)[keep].reset_index(drop=True)
+    valid = pd.concat([typed[list(table.names)], frame[extras]], axis=1)
+    valid = valid if keep.all() else valid[keep].reset_index(drop=True)  # no copy when no row is rejected
 
     raw_frame = raw.frame.reset_index(drop=True)
     rejects = _rejects(raw_frame, bad_rows, reasons.to_numpy())
