@@ -129,3 +129,29 @@ def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
     insp.head(10).to_parquet(history / "inspections.parquet")  # today's outcomes replaced the file
     os.utime(history / "inspections.parquet", ns=(1, 1))
     assert load_fresh(history, "hit") is None
+
+
+def test_string_table_finds_what_arrow_index_in_finds() -> None:
+    """Positions of first stored occurrences, for text that differs in one byte, length, case or Unicode
+    form; missing and empty query values; sliced and chunked arrays."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from targeting.string_table import StringTable
+
+    rng = np.random.default_rng(7)
+    words = ["", "a", "A", "ab", "ba", "é", "e\u0301", "consignee 1", "consignee 10", "x" * 300, "日本"]
+    words += [f"C{v}" for v in rng.integers(0, 5000, 3000)]  # repeats: the first position counts
+    stored = pa.array(words, pa.large_string())
+    query = pa.array([*rng.choice(words, 4000).tolist(), None, "C5001", "consignee", "日", "x" * 299],
+                     pa.string())  # fmt: skip
+    table = StringTable(stored)
+    expected = pc.index_in(query, value_set=stored).fill_null(-1).to_numpy(zero_copy_only=False)
+    assert (table.positions(query) == expected).all() and (expected >= 0).sum() == 4000
+    part = query.slice(1000, 2000)
+    assert (table.positions(part) == expected[1000:3000]).all()
+    chunked = pa.chunked_array([query.slice(0, 10), query.slice(10)])
+    assert (table.positions(chunked) == expected).all()
+    assert (StringTable(stored.slice(3)).positions(query) ==
+            pc.index_in(query, value_set=stored.slice(3)).fill_null(-1).to_numpy(zero_copy_only=False)).all()  # fmt: skip
+    assert (StringTable(pa.array([], pa.string())).positions(query) == -1).all()

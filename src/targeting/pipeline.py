@@ -18,7 +18,7 @@ from targeting.config import KcsConfig
 from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
 from targeting.io import arrow_text, read_raw, write_json, write_tables
 from targeting.schema import DECLARATION_ID, DECLARATIONS, INSPECTIONS, REJECT_REASON, SOURCE_ROW, table
-from targeting.validate import ValidationResult, check_inspections_against, validate_frame
+from targeting.validate import ValidationResult, check_inspections_against, register_backends, validate_frame
 
 
 def validate_file(
@@ -165,12 +165,15 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
 
 def _load_for_scoring(model_uri: str, history: Path | None) -> tuple[Any, str, str]:
     """The scorer, its resolved model URI and where its as-of answers come from, with the saved history
-    index and the compiled loops loaded (this runs beside validation)."""
-    from targeting import kernels
+    index, its lookup tables and the compiled loops loaded (this runs beside validation)."""
+    from targeting import kernels, string_table
 
     scorer, resolved = load_scorer(model_uri, history)
     kernels.load()
-    return scorer, resolved, scorer.history_source()  # history_source loads the saved index, if any
+    string_table.load()
+    source = scorer.history_source()  # loads the saved index, if any
+    scorer.prepare_for_batch()
+    return scorer, resolved, source
 
 
 def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
@@ -188,6 +191,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
         raise ConfigError(
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
+    register_backends()  # before any thread starts (see its docstring)
     # the model and the history index load on a second thread while the manifests are read and validated
     # (file reads and Arrow decoding release the GIL); a bad manifest is still reported first
     with ThreadPoolExecutor(1) as pool:

@@ -116,6 +116,13 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
             return f"the saved history index in {index_folder(self.history_dir, self._target())}"
         return "the history store (no up-to-date saved index: `targeting history-index` saves one)"
 
+    def prepare_for_batch(self) -> None:
+        """Build what a large batch's as-of lookups use in the saved index (if there is one), so that a
+        caller can do it beside other work."""
+        index = self._saved_index()
+        if index is not None:
+            index.prepare_lookups()
+
     def _target(self) -> str:
         return str(self.model.meta.get("target", "hit"))
 

@@ -261,6 +261,17 @@ def _pandera_schema(table: Table, present: list[str]) -> pa.DataFrameSchema:
 _PANDERA_BUILTIN = {"not_nullable": "must not be empty", "field_uniqueness": "duplicate of an earlier row"}
 
 
+def register_backends() -> None:
+    """Have pandera register its pandas backends now (it does on first use, importing pyspark.pandas
+    again, which warns). `warnings.catch_warnings` is process-wide state: a job that validates while
+    another thread also enters it (MLflow does) can lose the filter and print the warning, so such a job
+    calls this first, before it starts threads."""
+    frame = pd.DataFrame({DECLARATION_ID: pd.Series([], dtype="str")})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
+        pa.DataFrameSchema({DECLARATION_ID: pa.Column(str)}).validate(frame)
+
+
 def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
     schema = _pandera_schema(table, list(typed.columns))
     try:
