@@ -67,6 +67,7 @@ os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 say("imports")  # what `targeting score` imports (the floor's imports are not timed either)
 import lightgbm, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, sklearn.linear_model
 import targeting.drift, targeting.explain, targeting.history_index, targeting.serving, targeting.validate
+import targeting.kernels, targeting.string_table
 from targeting.pipeline import score_files
 from targeting.report import write_report
 from targeting.score import DEFAULT_BUDGETS, parse_budgets

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
 SPAN = 10_000_000_000  # history._SPAN: composite key = code * SPAN + second
 
@@ -74,8 +75,6 @@ def _floats(a: np.ndarray) -> np.ndarray:
 
 
 def _compile() -> dict[str, Any]:
-    from numba import njit, types
-
     def array(kind: Any, readonly: bool = True) -> Any:
         return types.Array(kind, 1, "C", readonly=readonly)
 

@@ -182,6 +182,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
     import importlib.util
 
+    from targeting import kernels, string_table  # noqa: F401 - imported here, not on the loading thread
     from targeting.score import empty_result, score_batch
 
     say = progress or (lambda _s: None)

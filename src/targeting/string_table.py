@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
 _compiled: dict[str, Any] = {}
 
@@ -62,8 +63,6 @@ def load() -> dict[str, Any]:
 
 
 def _compile() -> dict[str, Any]:
-    from numba import njit, types
-
     ints = types.Array(types.int64, 1, "C", readonly=True)
     data = types.Array(types.uint8, 1, "C", readonly=True)
     valid = types.Array(types.boolean, 1, "C", readonly=True)
