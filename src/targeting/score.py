@@ -241,12 +241,15 @@ def summarise(
 ) -> dict[str, Any]:
     """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report)."""
     per_mode = []
-    for mode, part in scores.groupby("mode", sort=True):
-        counts = part["decision"].value_counts()
+    # counts per (mode, decision) without materialising each mode's rows
+    table = scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
+    for mode in table.index if table is not None else []:
+        counts = table.loc[mode]
+        n = int(counts.sum())
         budget = budgets.get(str(mode))
-        capacity = budget.capacity(len(part)) if budget else 0
+        capacity = budget.capacity(n) if budget else 0
         used = int(counts.get("INSPECT", 0) + counts.get("EXPLORE", 0))
-        per_mode.append({"mode": str(mode), "declarations": len(part), "budget": str(budget) if budget else "0",
+        per_mode.append({"mode": str(mode), "declarations": n, "budget": str(budget) if budget else "0",
                          "capacity": capacity, "INSPECT": int(counts.get("INSPECT", 0)),
                          "EXPLORE": int(counts.get("EXPLORE", 0)), "RELEASE": int(counts.get("RELEASE", 0)),
                          "budget_used": used / capacity if capacity else 0.0})  # fmt: skip
