@@ -75,109 +75,113 @@ def _floats(a: np.ndarray) -> np.ndarray:
 
 
 def _compile() -> dict[str, Any]:
+    """The loops, typed (read-only inputs accept any array) and compiled or loaded from numba's cache."""
+
     def array(kind: Any, readonly: bool = True) -> Any:
         return types.Array(kind, 1, "C", readonly=readonly)
 
     ints, floats, out = array(types.int64), array(types.float64), array(types.float64, readonly=False)
-
-    @njit(types.int64(ints, ints, types.int64, types.int64), nogil=True, cache=True)
-    def count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
-        lo, hi = starts[c], starts[c + 1]
-        if hi == lo or events[hi - 1] < at:
-            return hi - lo
-        a, b = lo, hi  # first position in [lo, hi) whose event is >= at
-        while a < b:
-            m = (a + b) // 2
-            if events[m] < at:
-                a = m + 1
-            else:
-                b = m
-        return a - lo
-
-    answer_signature = types.void(ints, ints, ints, array(types.boolean), types.int64, *[ints] * 8, floats,
-                                  types.boolean, *[out] * 5)  # fmt: skip
-
-    @njit(answer_signature, nogil=True, cache=True)
-    def answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
-               o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
-        n = len(code)
-        has_orphans = len(o_insp) > 0
-        earlier_new = 0  # new rows of the current value at earlier seconds
-        run_new = 0  # new rows in the current run of equal (value, second)
-        first_new = np.nan  # second of the current value's first new row
-        prev_code, prev_second = -2, -1
-        for p in range(n):
-            i = order[p]
-            c = code[i]
-            s = seconds[i]
-            if p == 0 or c != prev_code:
-                earlier_new, run_new, first_new = 0, 0, np.nan
-            elif s != prev_second:
-                earlier_new += run_new
-                run_new = 0
-            prev_code, prev_second = c, s
-            if new[i]:
-                run_new += 1
-                if np.isnan(first_new):
-                    first_new = float(s)
-            if c < 0:  # no value: nothing to count
-                out_decl[i] = np.nan
-                out_insp[i] = np.nan
-                out_hits[i] = np.nan
-                if party:
-                    out_first[i] = np.nan
-                    out_last[i] = np.nan
-                continue
-            d, ins, h = 0, 0, 0
-            base = c * SPAN
-            if c < n_codes:  # a stored value
-                at = base + s
-                d = count_before(decl, decl_start, c, at)
-                ins = count_before(insp, insp_start, c, at)
-                h = count_before(hits, hits_start, c, at)
-            oi, oh, ol = 0, 0, np.nan
-            if has_orphans:
-                oi, oh, ol = o_insp[i], o_hits[i], o_last[i]
-            out_decl[i] = d + earlier_new
-            out_insp[i] = ins + oi
-            out_hits[i] = h + oh
-            if party:
-                first = np.nan
-                if d > 0:
-                    first = float(decl[decl_start[c]] - base)
-                if earlier_new > 0 and not (first <= first_new):
-                    first = first_new
-                last = np.nan
-                if h > 0:
-                    last = float(hits[hits_start[c] + h - 1] - base)
-                if not np.isnan(ol) and not (last >= ol):
-                    last = ol
-                out_first[i] = first
-                out_last[i] = last
-
+    answer = types.void(ints, ints, ints, array(types.boolean), types.int64, *[ints] * 8, floats, types.boolean,
+                        *[out] * 5)  # fmt: skip
     counts = types.Array(types.int64, 1, "C")
+    bins = [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)]
+    return {
+        "answer_key": njit(answer, nogil=True, cache=True)(_answer),
+        "bin_counts": njit(bins, nogil=True, cache=True)(_bins),
+    }
 
-    @njit(
-        [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)],
-        nogil=True,
-        cache=True,
-    )
-    def bins(x, bounds, by_codes):  # type: ignore[no-untyped-def]
-        k = len(bounds)
-        count = np.zeros(k + 2, np.int64)
-        for i in range(len(x)):
-            v = x[i]
-            if not np.isfinite(v):
-                count[0] += 1
-                continue
-            j = 0
-            if by_codes:  # the code's position, or k for any other value
-                while j < k and bounds[j] != v:
-                    j += 1
-            else:  # the number of edges at or below the value
-                while j < k and bounds[j] <= v:
-                    j += 1
-            count[1 + j] += 1
-        return count
 
-    return {"answer_key": answer, "bin_counts": bins}
+# The loops are module-level functions (numba's cache does not find closures again in a new process);
+# helpers are jitted lazily: they are compiled into the loops that call them.
+
+
+@njit(nogil=True, cache=True)
+def _count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
+    lo, hi = starts[c], starts[c + 1]
+    if hi == lo or events[hi - 1] < at:
+        return hi - lo
+    a, b = lo, hi  # first position in [lo, hi) whose event is >= at
+    while a < b:
+        m = (a + b) // 2
+        if events[m] < at:
+            a = m + 1
+        else:
+            b = m
+    return a - lo
+
+
+def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
+           o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
+    n = len(code)
+    has_orphans = len(o_insp) > 0
+    earlier_new = 0  # new rows of the current value at earlier seconds
+    run_new = 0  # new rows in the current run of equal (value, second)
+    first_new = np.nan  # second of the current value's first new row
+    prev_code, prev_second = -2, -1
+    for p in range(n):
+        i = order[p]
+        c = code[i]
+        s = seconds[i]
+        if p == 0 or c != prev_code:
+            earlier_new, run_new, first_new = 0, 0, np.nan
+        elif s != prev_second:
+            earlier_new += run_new
+            run_new = 0
+        prev_code, prev_second = c, s
+        if new[i]:
+            run_new += 1
+            if np.isnan(first_new):
+                first_new = float(s)
+        if c < 0:  # no value: nothing to count
+            out_decl[i] = np.nan
+            out_insp[i] = np.nan
+            out_hits[i] = np.nan
+            if party:
+                out_first[i] = np.nan
+                out_last[i] = np.nan
+            continue
+        d, ins, h = 0, 0, 0
+        base = c * SPAN
+        if c < n_codes:  # a stored value
+            at = base + s
+            d = _count_before(decl, decl_start, c, at)
+            ins = _count_before(insp, insp_start, c, at)
+            h = _count_before(hits, hits_start, c, at)
+        oi, oh, ol = 0, 0, np.nan
+        if has_orphans:
+            oi, oh, ol = o_insp[i], o_hits[i], o_last[i]
+        out_decl[i] = d + earlier_new
+        out_insp[i] = ins + oi
+        out_hits[i] = h + oh
+        if party:
+            first = np.nan
+            if d > 0:
+                first = float(decl[decl_start[c]] - base)
+            if earlier_new > 0 and not (first <= first_new):
+                first = first_new
+            last = np.nan
+            if h > 0:
+                last = float(hits[hits_start[c] + h - 1] - base)
+            if not np.isnan(ol) and not (last >= ol):
+                last = ol
+            out_first[i] = first
+            out_last[i] = last
+
+
+def _bins(x, bounds, by_codes):  # type: ignore[no-untyped-def]
+    k = len(bounds)
+    count = np.zeros(k + 2, np.int64)
+    for i in range(len(x)):
+        v = x[i]
+        if not np.isfinite(v):
+            count[0] += 1
+            continue
+        j = 0
+        if by_codes:  # the code's position, or k for any other value
+            while j < k and bounds[j] != v:
+                j += 1
+        else:  # the number of edges at or below the value
+            while j < k and bounds[j] <= v:
+                j += 1
+        count[1 + j] += 1
+    return count

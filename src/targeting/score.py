@@ -242,7 +242,9 @@ def summarise(
     """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report)."""
     per_mode = []
     # counts per (mode, decision) without materialising each mode's rows
-    table = scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
+    table = (
+        scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
+    )
     for mode in table.index if table is not None else []:
         counts = table.loc[mode]
         n = int(counts.sum())

@@ -63,78 +63,85 @@ def load() -> dict[str, Any]:
 
 
 def _compile() -> dict[str, Any]:
+    """Build and lookup, typed (read-only inputs accept any array) and compiled or loaded from the cache."""
     ints = types.Array(types.int64, 1, "C", readonly=True)
     data = types.Array(types.uint8, 1, "C", readonly=True)
     valid = types.Array(types.boolean, 1, "C", readonly=True)
-    table_type = types.Array(types.int64, 1, "C")
+    table = types.Array(types.int64, 1, "C")
+    return {
+        "build": njit(table(ints, data, valid, types.int64), nogil=True, cache=True)(_build),
+        "lookup": njit(table(ints, data, valid, ints, types.int64, ints, data), nogil=True, cache=True)(
+            _lookup
+        ),
+    }
 
-    @njit(types.int64(data, types.int64, types.int64), nogil=True, cache=True)
-    def hash63(buf, start, end):  # type: ignore[no-untyped-def]
-        h = np.uint64(14695981039346656037)  # FNV-1a, then murmur3's finaliser to spread the bits
-        for k in range(start, end):
-            h = (h ^ np.uint64(buf[k])) * np.uint64(1099511628211)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xFF51AFD7ED558CCD)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(0xC4CEB9FE1A85EC53)
-        h ^= h >> np.uint64(33)
-        return np.int64(h >> np.uint64(1))
 
-    @njit(
-        types.boolean(data, types.int64, types.int64, data, types.int64, types.int64), nogil=True, cache=True
-    )
-    def same(a, a_start, a_end, b, b_start, b_end):  # type: ignore[no-untyped-def]
-        if a_end - a_start != b_end - b_start:
+# The loops are module-level functions (numba's cache does not find closures again in a new process);
+# helpers are jitted lazily: they are compiled into the loops that call them.
+
+
+@njit(nogil=True, cache=True)
+def _hash63(buf, start, end):  # type: ignore[no-untyped-def]
+    h = np.uint64(14695981039346656037)  # FNV-1a, then murmur3's finaliser to spread the bits
+    for k in range(start, end):
+        h = (h ^ np.uint64(buf[k])) * np.uint64(1099511628211)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xFF51AFD7ED558CCD)
+    h ^= h >> np.uint64(33)
+    h *= np.uint64(0xC4CEB9FE1A85EC53)
+    h ^= h >> np.uint64(33)
+    return np.int64(h >> np.uint64(1))
+
+
+@njit(nogil=True, cache=True)
+def _same(a, a_start, a_end, b, b_start, b_end):  # type: ignore[no-untyped-def]
+    if a_end - a_start != b_end - b_start:
+        return False
+    for k in range(a_end - a_start):
+        if a[a_start + k] != b[b_start + k]:
             return False
-        for k in range(a_end - a_start):
-            if a[a_start + k] != b[b_start + k]:
-                return False
-        return True
+    return True
 
-    @njit(table_type(ints, data, valid, types.int64), nogil=True, cache=True)
-    def build(offsets, buf, ok, bits):  # type: ignore[no-untyped-def]
-        size = np.int64(1) << bits
-        mask = size - 1
-        table = np.full(2 * size, -1, np.int64)
-        for i in range(len(ok)):
-            if not ok[i]:
-                continue
-            h = hash63(buf, offsets[i], offsets[i + 1])
-            slot = (h >> (63 - bits)) & mask
-            while True:
-                j = table[2 * slot + 1]
-                if j < 0:
-                    table[2 * slot] = h
-                    table[2 * slot + 1] = i
-                    break
-                if table[2 * slot] == h and same(
-                    buf, offsets[j], offsets[j + 1], buf, offsets[i], offsets[i + 1]
-                ):
-                    break  # a repeated value keeps its first position
-                slot = (slot + 1) & mask
-        return table
 
-    lookup_signature = types.Array(types.int64, 1, "C")(ints, data, valid, ints, types.int64, ints, data)
+def _build(offsets, buf, ok, bits):  # type: ignore[no-untyped-def]
+    size = np.int64(1) << bits
+    mask = size - 1
+    table = np.full(2 * size, -1, np.int64)
+    for i in range(len(ok)):
+        if not ok[i]:
+            continue
+        h = _hash63(buf, offsets[i], offsets[i + 1])
+        slot = (h >> (63 - bits)) & mask
+        while True:
+            j = table[2 * slot + 1]
+            if j < 0:
+                table[2 * slot] = h
+                table[2 * slot + 1] = i
+                break
+            if table[2 * slot] == h and _same(
+                buf, offsets[j], offsets[j + 1], buf, offsets[i], offsets[i + 1]
+            ):
+                break  # a repeated value keeps its first position
+            slot = (slot + 1) & mask
+    return table
 
-    @njit(lookup_signature, nogil=True, cache=True)
-    def lookup(q_offsets, q_buf, q_ok, table, bits, s_offsets, s_buf):  # type: ignore[no-untyped-def]
-        n = len(q_ok)
-        mask = (np.int64(1) << bits) - 1
-        found = np.full(n, -1, np.int64)
-        for i in range(n):
-            if not q_ok[i]:
-                continue
-            start, end = q_offsets[i], q_offsets[i + 1]
-            h = hash63(q_buf, start, end)
-            slot = (h >> (63 - bits)) & mask
-            while True:
-                j = table[2 * slot + 1]
-                if j < 0:
-                    break
-                if table[2 * slot] == h and same(s_buf, s_offsets[j], s_offsets[j + 1], q_buf, start, end):
-                    found[i] = j
-                    break
-                slot = (slot + 1) & mask
-        return found
 
-    return {"build": build, "lookup": lookup}
+def _lookup(q_offsets, q_buf, q_ok, table, bits, s_offsets, s_buf):  # type: ignore[no-untyped-def]
+    n = len(q_ok)
+    mask = (np.int64(1) << bits) - 1
+    found = np.full(n, -1, np.int64)
+    for i in range(n):
+        if not q_ok[i]:
+            continue
+        start, end = q_offsets[i], q_offsets[i + 1]
+        h = _hash63(q_buf, start, end)
+        slot = (h >> (63 - bits)) & mask
+        while True:
+            j = table[2 * slot + 1]
+            if j < 0:
+                break
+            if table[2 * slot] == h and _same(s_buf, s_offsets[j], s_offsets[j + 1], q_buf, start, end):
+                found[i] = j
+                break
+            slot = (slot + 1) & mask
+    return found
