@@ -139,6 +139,9 @@ class HistoryIndex:
         columns += ["h_address_new_senders_30d"] if senders else []
         # one column-major block that the keys fill in place: the frame takes it without copying
         block = np.empty((len(query), len(columns)), np.float64, order="F")
+        # the keys visit the rows in time order: as they come when the batch is sorted (one check)
+        in_order = len(seconds) < 2 or bool((seconds[1:] >= seconds[:-1]).all())
+        time_order = None if in_order else np.argsort(seconds, kind="stable")
 
         def count_senders(
             address: tuple[np.ndarray, ...], consignor: tuple[np.ndarray, ...], batch: _Batch
@@ -147,12 +150,12 @@ class HistoryIndex:
 
         if threads == 1:
             batch = self._batch(query, seconds)
-            keys = {n: self._fill_key(n, self._prepare_key(n, query, seconds), batch, block[:, at[n]])
+            keys = {n: self._fill_key(n, self._prepare_key(n, query, seconds), batch, time_order, block[:, at[n]])
                     for n in names}  # fmt: skip
             if senders:
                 count_senders(keys["address"], keys["consignor"], batch)
             return pd.DataFrame(block, index=query.index.copy(), columns=columns, copy=False)
-        # Queued in this order: every key's lookups and sort (they need not know which rows are new), then
+        # Queued in this order: every key's lookups (they need not know which rows are new), then
         # the answers, which wait for `pending`: address and consignor first, so that the new-senders count
         # runs beside the other keys' answers rather than after them all.
         lead = ["address", "consignor"] if senders else []
@@ -162,8 +165,8 @@ class HistoryIndex:
                 n: pool.submit(self._prepare_key, n, query, seconds) for n in dict.fromkeys(lead + names)
             }
 
-            def answer(n: str) -> tuple[np.ndarray, np.ndarray]:
-                return self._fill_key(n, prepared[n].result(), pending.result(), block[:, at[n]])
+            def answer(n: str) -> tuple[np.ndarray, Any]:
+                return self._fill_key(n, prepared[n].result(), pending.result(), time_order, block[:, at[n]])
 
             answered = {n: pool.submit(answer, n) for n in lead}
             jobs = list(answered.values())
@@ -233,26 +236,31 @@ class HistoryIndex:
         found[unseen] = len(key.values) + np.arange(int(unseen.sum()))
         return np.append(found, -1)[local]  # a missing value (local -1) picks the appended -1
 
-    def _prepare_key(self, name: str, query: pd.DataFrame, seconds: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The query's codes for this key, its (code, second) sort key and that order (missing values
-        first): all that needs no knowledge of which rows are new."""
+    def _prepare_key(self, name: str, query: pd.DataFrame, seconds: np.ndarray) -> tuple[np.ndarray, Any]:
+        """The query's codes for this key (all that needs no knowledge of which rows are new) and, for the
+        address, the (code, second) order that the new-senders count searches in."""
         code = self._codes(name, query[self.keys[name].column])
-        sort_key = np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1)
-        return code, sort_key, np.argsort(sort_key)  # equal (code, second) rows need no order
+        if name != "address":
+            return code, None
+        return code, np.argsort(np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1))
 
-    def _fill_key(self, name: str, prepared: tuple[np.ndarray, ...], batch: _Batch,
-                  out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """Write the `h_<name>_*` columns into `out`; returns the query's codes and (code, second) order."""
+    def _fill_key(self, name: str, prepared: tuple[np.ndarray, Any], batch: _Batch, time_order: np.ndarray | None,
+                  out: np.ndarray) -> tuple[np.ndarray, Any]:  # fmt: skip
+        """Write the `h_<name>_*` columns into `out`; returns what `_prepare_key` gave."""
         from targeting.kernels import answer_key
 
         key = self.keys[name]
-        code, sort_key, order = prepared
+        code = prepared[0]
         none = np.zeros(0, np.int64)
-        orphans = _orphan_counts(code, batch, sort_key) if len(batch.orphan_rows) else (none, none, none)
+        orphans = none, none, none
+        if len(batch.orphan_rows):
+            orphans = _orphan_counts(
+                code, batch, np.where(code >= 0, code.astype(np.int64) * _SPAN + batch.seconds, -1)
+            )
         stored = (key.decl, key.decl_start, key.insp, key.insp_start, key.hits, key.hits_start)
-        answer_key(code, batch.seconds, order, batch.new, len(key.values), stored, orphans,
+        answer_key(code, batch.seconds, time_order, batch.new, len(key.values), stored, orphans,
                    name in PARTY_KEYS, out)  # fmt: skip
-        return code, order
+        return prepared
 
     def _new_senders(
         self, addr: np.ndarray, sender: np.ndarray, order: np.ndarray, batch: _Batch

@@ -7,8 +7,9 @@ the GIL, so keys run side by side on threads. The rules are those of `HistorySto
 (tests/test_history_index.py checks that they agree):
 - stored events of the row's key value strictly before the row's second: the value's whole run when its
   last event is earlier (the daily case), else a binary search within the run;
-- the batch's own new rows of the same value filed strictly earlier (rows visited in (value, second)
-  order), and the second of the value's first new row;
+- the batch's own new rows of the same value filed strictly earlier, and the second of the value's first
+  new row (rows visited in time order, keeping counts per value: no sort per key, and for a batch that
+  is already in time order, as a day's manifests are, no gathers either);
 - stored outcomes of the batch's new rows, given by the caller per row (empty arrays when there are none).
 
 **Drift bins** (`bin_counts`): a batch column's counts per reference bin in one pass, without the float64
@@ -30,17 +31,18 @@ SPAN = 10_000_000_000  # history._SPAN: composite key = code * SPAN + second
 _compiled: dict[str, Any] = {}
 
 
-def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray, new: np.ndarray, n_codes: int,
+def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, new: np.ndarray, n_codes: int,
                stored: tuple[np.ndarray, ...], orphans: tuple[np.ndarray, np.ndarray, np.ndarray],
                party: bool, out: np.ndarray) -> None:  # fmt: skip
     """Fill `out` (rows x 3, or x 5 for a party key; float64 columns, each contiguous): earlier
     declarations, outcomes and hits, then the first-seen and last-hit seconds relative to the value's
-    base. `stored` = (decl, decl_start, insp, insp_start, hits, hits_start) of `history_index._Key`;
+    base. `order` visits the rows in time order (None: they are in time order already); `stored` =
+    (decl, decl_start, insp, insp_start, hits, hits_start) of `history_index._Key`;
     `orphans` = (outcomes, hits, last hit second) per row from the store's outcomes of new rows, or
     three empty arrays."""
     columns = [out[:, j] for j in range(out.shape[1])] + [np.empty(0)] * (5 - out.shape[1])
     load()["answer_key"](
-        _ints(code), _ints(seconds), _ints(order), np.ascontiguousarray(new, np.bool_), int(n_codes),
+        _ints(code), _ints(seconds), _ints(order if order is not None else np.zeros(0)), np.ascontiguousarray(new, np.bool_), int(n_codes),
         *[_ints(a) for a in stored], _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party),
         *columns,
     )  # fmt: skip
@@ -111,27 +113,22 @@ def _count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
 
 
 def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
-           o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
+            o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
     n = len(code)
+    n_all = 0  # stored codes, then the batch's unseen ones
+    for i in range(n):
+        n_all = max(n_all, code[i] + 1)
+    # per value, in time order: new rows so far, new rows before the current second, that second, and the
+    # second of the value's first new row
+    total_new = np.zeros(n_all, np.int64)
+    before = np.zeros(n_all, np.int64)
+    current = np.full(n_all, -1, np.int64)
+    first_new = np.full(n_all, np.nan)
     has_orphans = len(o_insp) > 0
-    earlier_new = 0  # new rows of the current value at earlier seconds
-    run_new = 0  # new rows in the current run of equal (value, second)
-    first_new = np.nan  # second of the current value's first new row
-    prev_code, prev_second = -2, -1
+    natural = len(order) == 0
     for p in range(n):
-        i = order[p]
+        i = p if natural else order[p]
         c = code[i]
-        s = seconds[i]
-        if p == 0 or c != prev_code:
-            earlier_new, run_new, first_new = 0, 0, np.nan
-        elif s != prev_second:
-            earlier_new += run_new
-            run_new = 0
-        prev_code, prev_second = c, s
-        if new[i]:
-            run_new += 1
-            if np.isnan(first_new):
-                first_new = float(s)
         if c < 0:  # no value: nothing to count
             out_decl[i] = np.nan
             out_insp[i] = np.nan
@@ -140,6 +137,15 @@ def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_sta
                 out_first[i] = np.nan
                 out_last[i] = np.nan
             continue
+        s = seconds[i]
+        if current[c] != s:  # the value's first row at this second: earlier seconds' new rows are final
+            before[c] = total_new[c]
+            current[c] = s
+        earlier_new = before[c]
+        if new[i]:
+            total_new[c] += 1
+            if np.isnan(first_new[c]):
+                first_new[c] = float(s)
         d, ins, h = 0, 0, 0
         base = c * SPAN
         if c < n_codes:  # a stored value
@@ -157,8 +163,8 @@ def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_sta
             first = np.nan
             if d > 0:
                 first = float(decl[decl_start[c]] - base)
-            if earlier_new > 0 and not (first <= first_new):
-                first = first_new
+            if earlier_new > 0 and not (first <= first_new[c]):
+                first = first_new[c]
             last = np.nan
             if h > 0:
                 last = float(hits[hits_start[c] + h - 1] - base)
