@@ -90,8 +90,10 @@ def test_index_of_an_empty_store_answers_as_the_reference() -> None:
 
 def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, monkeypatch) -> None:
     """The index saved beside a history folder and read back, answering through the large-batch lookups
-    (Arrow set lookups) and on two threads, still equals the reference."""
+    (Arrow set lookups, the stored-id table, per-value counts by code), in and out of time order and on
+    two threads, still equals the reference."""
     import targeting.history_index as hi
+    from targeting import kernels
     from targeting.pipeline import build_history_index
 
     decl, insp = _random_tables(3)
@@ -108,8 +110,14 @@ def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, m
     query = pd.concat([decl.iloc[350:], decl.iloc[[420, 10]]])  # stored, new and a duplicate id
     expected = store.as_of(query)
     monkeypatch.setattr(hi, "SET_LOOKUP_ROWS", 0)
-    for threads in (1, 2):
-        pd.testing.assert_frame_equal(loaded.as_of(query, threads)[expected.columns], expected)
+    for dense_below in (10**9, 0):  # per-value counts by dense numbers (small batches) and by codes
+        monkeypatch.setattr(kernels, "DENSE_BELOW", dense_below)
+        for threads in (1, 2):
+            pd.testing.assert_frame_equal(loaded.as_of(query, threads)[expected.columns], expected)
+        perm = np.random.default_rng(dense_below % 7).permutation(len(query))
+        pd.testing.assert_frame_equal(
+            loaded.as_of(query.iloc[perm], 2)[expected.columns], expected.iloc[perm]
+        )
 
 
 def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:

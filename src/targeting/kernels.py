@@ -27,6 +27,8 @@ import numpy as np
 from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
 SPAN = 10_000_000_000  # history._SPAN: composite key = code * SPAN + second
+#: batches smaller than this keep their per-value counts by a dense number per distinct value, not by code
+DENSE_BELOW = 100_000
 
 _compiled: dict[str, Any] = {}
 
@@ -41,8 +43,11 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
     `orphans` = (outcomes, hits, last hit second) per row from the store's outcomes of new rows, or
     three empty arrays."""
     columns = [out[:, j] for j in range(out.shape[1])] + [np.empty(0)] * (5 - out.shape[1])
+    # per-value counts indexed by code, or for a small batch (serving) by a dense number per distinct code,
+    # so that a one-row request does not allocate counts for every stored value
+    slot = code if len(code) >= DENSE_BELOW else np.unique(code, return_inverse=True)[1]
     load()["answer_key"](
-        _ints(code), _ints(seconds), _ints(order if order is not None else np.zeros(0)), np.ascontiguousarray(new, np.bool_), int(n_codes),
+        _ints(code), _ints(slot.reshape(-1)), _ints(seconds), _ints(order if order is not None else np.zeros(0)), np.ascontiguousarray(new, np.bool_), int(n_codes),
         *[_ints(a) for a in stored], _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party),
         *columns,
     )  # fmt: skip
@@ -83,7 +88,7 @@ def _compile() -> dict[str, Any]:
         return types.Array(kind, 1, "C", readonly=readonly)
 
     ints, floats, out = array(types.int64), array(types.float64), array(types.float64, readonly=False)
-    answer = types.void(ints, ints, ints, array(types.boolean), types.int64, *[ints] * 8, floats, types.boolean,
+    answer = types.void(ints, ints, ints, ints, array(types.boolean), types.int64, *[ints] * 8, floats, types.boolean,
                         *[out] * 5)  # fmt: skip
     counts = types.Array(types.int64, 1, "C")
     bins = [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)]
@@ -112,12 +117,12 @@ def _count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
     return a - lo
 
 
-def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
+def _answer(code, slot, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
             o_insp, o_hits, o_last, party, out_decl, out_insp, out_hits, out_first, out_last):  # fmt: skip
     n = len(code)
     n_all = 0  # stored codes, then the batch's unseen ones
     for i in range(n):
-        n_all = max(n_all, code[i] + 1)
+        n_all = max(n_all, slot[i] + 1)
     # per value, in time order: new rows so far, new rows before the current second, that second, and the
     # second of the value's first new row
     total_new = np.zeros(n_all, np.int64)
@@ -138,14 +143,15 @@ def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_sta
                 out_last[i] = np.nan
             continue
         s = seconds[i]
-        if current[c] != s:  # the value's first row at this second: earlier seconds' new rows are final
-            before[c] = total_new[c]
-            current[c] = s
-        earlier_new = before[c]
+        k = slot[i]  # the value's place in the per-value counts
+        if current[k] != s:  # the value's first row at this second: earlier seconds' new rows are final
+            before[k] = total_new[k]
+            current[k] = s
+        earlier_new = before[k]
         if new[i]:
-            total_new[c] += 1
-            if np.isnan(first_new[c]):
-                first_new[c] = float(s)
+            total_new[k] += 1
+            if np.isnan(first_new[k]):
+                first_new[k] = float(s)
         d, ins, h = 0, 0, 0
         base = c * SPAN
         if c < n_codes:  # a stored value
@@ -163,8 +169,8 @@ def _answer(code, seconds, order, new, n_codes, decl, decl_start, insp, insp_sta
             first = np.nan
             if d > 0:
                 first = float(decl[decl_start[c]] - base)
-            if earlier_new > 0 and not (first <= first_new[c]):
-                first = first_new[c]
+            if earlier_new > 0 and not (first <= first_new[k]):
+                first = first_new[k]
             last = np.nan
             if h > 0:
                 last = float(hits[hits_start[c] + h - 1] - base)
