@@ -261,23 +261,30 @@ def _pandera_schema(table: Table, present: list[str]) -> pa.DataFrameSchema:
 _PANDERA_BUILTIN = {"not_nullable": "must not be empty", "field_uniqueness": "duplicate of an earlier row"}
 
 
+_backends_registered = False
+
+
 def register_backends() -> None:
-    """Have pandera register its pandas backends now (it does on first use, importing pyspark.pandas
-    again, which warns). `warnings.catch_warnings` is process-wide state: a job that validates while
-    another thread also enters it (MLflow does) can lose the filter and print the warning, so such a job
-    calls this first, before it starts threads."""
+    """Have pandera register its pandas backends (once per process; it would on first use, importing
+    pyspark.pandas again, which warns) under a filter for that warning. `warnings.catch_warnings` is
+    process-wide state: while another thread also enters it (MLflow and requests imports do), either can
+    lose its filter and a warning leaks. So a job that validates beside other threads calls this before
+    it starts them, and validation itself touches the filters only the first time."""
+    global _backends_registered
+    if _backends_registered:
+        return
     frame = pd.DataFrame({DECLARATION_ID: pd.Series([], dtype="str")})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
         pa.DataFrameSchema({DECLARATION_ID: pa.Column(str)}).validate(frame)
+    _backends_registered = True
 
 
 def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
     schema = _pandera_schema(table, list(typed.columns))
+    register_backends()
     try:
-        with warnings.catch_warnings():  # pandera registers its backends on first use (pyspark.pandas again)
-            warnings.filterwarnings("ignore", _PYSPARK_PANDAS_WARNING, FutureWarning)
-            schema.validate(typed, lazy=True)
+        schema.validate(typed, lazy=True)
         return
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
