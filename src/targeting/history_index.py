@@ -39,15 +39,23 @@ from targeting.io import arrow_text
 
 INDEX_FOLDER = "as_of_index"
 INDEX_FORMAT = 1
-#: queries above this many rows check their ids against the store with one set lookup, not the hash index
+#: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
+#: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
 _PAIR = np.int64(2**31)  # pair key = address code * _PAIR + sender code
 _HISTORY_FILES = ("declarations.parquet", "inspections.parquet")
+#: a key's sorted event arrays, in `_Key` order (saved, loaded and handed to the compiled loop)
+_KEY_ARRAYS = ("decl", "decl_start", "insp", "insp_start", "hits", "hits_start")
 
 
 def _values(series: pd.Series) -> pd.Series:
     """Key values as the store compares them (object columns as read become strings)."""
     return series.astype("str") if series.dtype == object else series
+
+
+def _code_time(code: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Each row's `code * SPAN + second` (-1 where the code is missing): sorts by value, then time."""
+    return np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1)
 
 
 def _sorted_events(codes: np.ndarray, seconds: np.ndarray, n_codes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,7 +250,7 @@ class HistoryIndex:
         code = self._codes(name, query[self.keys[name].column])
         if name != "address":
             return code, None
-        return code, np.argsort(np.where(code >= 0, code.astype(np.int64) * _SPAN + seconds, -1))
+        return code, np.argsort(_code_time(code, seconds))
 
     def _fill_key(self, name: str, prepared: tuple[np.ndarray, Any], batch: _Batch, time_order: np.ndarray | None,
                   out: np.ndarray) -> tuple[np.ndarray, Any]:  # fmt: skip
@@ -250,16 +258,9 @@ class HistoryIndex:
         from targeting.kernels import answer_key
 
         key = self.keys[name]
-        code = prepared[0]
-        none = np.zeros(0, np.int64)
-        orphans = none, none, none
-        if len(batch.orphan_rows):
-            orphans = _orphan_counts(
-                code, batch, np.where(code >= 0, code.astype(np.int64) * _SPAN + batch.seconds, -1)
-            )
-        stored = (key.decl, key.decl_start, key.insp, key.insp_start, key.hits, key.hits_start)
-        answer_key(code, batch.seconds, time_order, batch.new, len(key.values), stored, orphans,
-                   name in PARTY_KEYS, out)  # fmt: skip
+        stored = tuple(getattr(key, part) for part in _KEY_ARRAYS)
+        answer_key(prepared[0], batch.seconds, time_order, batch.new, len(key.values), stored,
+                   _orphan_counts(prepared[0], batch), name in PARTY_KEYS, out)  # fmt: skip
         return prepared
 
     def _new_senders(
@@ -311,7 +312,7 @@ class HistoryIndex:
         tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
         arrays: dict[str, np.ndarray] = {}
         for name, key in self.keys.items():
-            for part in ("decl", "decl_start", "insp", "insp_start", "hits", "hits_start"):
+            for part in _KEY_ARRAYS:
                 arrays[f"{name}.{part}"] = getattr(key, part)
             pd.DataFrame({"value": key.values.astype(str)}).to_parquet(tmp / f"values.{name}.parquet")
         for part, values in (self.pairs or {}).items():
@@ -339,11 +340,7 @@ class HistoryIndex:
         keys = {}
         for name, column in meta["keys"].items():
             values = pd.Index(pd.read_parquet(folder / f"values.{name}.parquet")["value"])
-            parts = [
-                array(f"{name}.{p}")
-                for p in ("decl", "decl_start", "insp", "insp_start", "hits", "hits_start")
-            ]
-            keys[name] = _Key(column, values, *parts)
+            keys[name] = _Key(column, values, *[array(f"{name}.{part}") for part in _KEY_ARRAYS])
         pairs = {p: array(f"pairs.{p}") for p in ("pair", "first_s", "events")} if meta["pairs"] else None
         ids = pd.Index(pd.read_parquet(folder / "ids.parquet")["declaration_id"])
         orphans = pd.read_parquet(folder / "orphans.parquet")
@@ -352,14 +349,12 @@ class HistoryIndex:
         return index
 
 
-def _orphan_counts(
-    code: np.ndarray, batch: _Batch, at_all: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stored outcomes of the query's new rows, known strictly before each row (`at_all`: the row's
-    `code * SPAN + second`, any value where the code is missing): count, hits, last hit second."""
-    n = len(code)
+def _orphan_counts(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored outcomes of the query's new rows, known strictly before each row: count, hits, last hit
+    second; three empty arrays when the batch has none (the compiled loop then adds nothing)."""
     if len(batch.orphan_rows) == 0:
-        return np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, np.nan)
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    at_all = _code_time(code, batch.seconds)
     o_code = code[batch.orphan_rows].astype(np.int64)
     keep = o_code >= 0
     events = np.sort(o_code[keep] * _SPAN + batch.orphan_s[keep])

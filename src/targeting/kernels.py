@@ -1,4 +1,4 @@
-"""Compiled inner loops (numba, already installed with shap), where NumPy passes cost too much.
+"""Compiled inner loops (numba), where NumPy passes cost too much.
 
 **As-of answers of one key** (`answer_key`, the inner loop of `HistoryIndex.as_of`). A daily batch asks 11
 keys about a million rows each. As NumPy passes every key cost ~0.4 s of temporaries (a dozen
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
-SPAN = 10_000_000_000  # history._SPAN: composite key = code * SPAN + second
+from targeting.history import _SPAN as SPAN  # composite key = code * SPAN + second
+
 #: batches smaller than this keep their per-value counts by a dense number per distinct value, not by code
 DENSE_BELOW = 100_000
 
@@ -46,11 +47,10 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
     # per-value counts indexed by code, or for a small batch (serving) by a dense number per distinct code,
     # so that a one-row request does not allocate counts for every stored value
     slot = code if len(code) >= DENSE_BELOW else np.unique(code, return_inverse=True)[1]
-    load()["answer_key"](
-        _ints(code), _ints(slot.reshape(-1)), _ints(seconds), _ints(order if order is not None else np.zeros(0)), np.ascontiguousarray(new, np.bool_), int(n_codes),
-        *[_ints(a) for a in stored], _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party),
-        *columns,
-    )  # fmt: skip
+    order = order if order is not None else np.zeros(0, np.int64)
+    load()["answer_key"](_ints(code), _ints(slot.reshape(-1)), _ints(seconds), _ints(order),
+                         np.ascontiguousarray(new, np.bool_), int(n_codes), *[_ints(a) for a in stored],
+                         _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party), *columns)  # fmt: skip
 
 
 def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray | None = None) -> np.ndarray:

@@ -107,13 +107,12 @@ def read_manifests(paths: list[Path]) -> Manifests:
         rej = result.rejects.copy()
         rej.insert(0, "source_file", str(path))
         ids = result.valid[DECLARATION_ID].astype(str)  # unique within the file: validation rejects repeats
-        dup = np.zeros(len(ids), bool)
         first_file = np.full(len(ids), "", dtype=object)
         these = arrow_text(ids) if earlier else None
         for file, accepted in earlier:  # set lookups in Arrow, not a Python dict of every id
             found = pc.is_in(these, value_set=accepted).to_numpy(zero_copy_only=False)
             first_file[found & (first_file == "")] = file
-        dup = dup | (first_file != "")
+        dup = first_file != ""
         if dup.any():
             positions = result.valid_pos[dup]
             extra = result.raw.iloc[positions].copy()

@@ -26,17 +26,15 @@ class StringTable:
 
     def __init__(self, values: pa.Array) -> None:
         self.values = _large(values)
-        offsets, data, valid = _buffers(self.values)
-        bits = max(4, int(np.ceil(np.log2(max(1, len(self.values)) * 2))))  # load factor <= 1/2
-        self.table = load()["build"](offsets, data, valid, bits)
-        self.bits = bits
+        self._offsets, self._data, valid = _buffers(self.values)  # views of the values' Arrow buffers
+        self.bits = max(4, int(np.ceil(np.log2(max(1, len(self.values)) * 2))))  # load factor <= 1/2
+        self.table = load()["build"](self._offsets, self._data, valid, self.bits)
 
     def positions(self, query: pa.Array) -> np.ndarray:
         """Position of each query value among the stored ones (first occurrence), -1 where not stored or
         missing."""
         q_offsets, q_data, q_valid = _buffers(_large(query))
-        s_offsets, s_data, _ = _buffers(self.values)
-        return load()["lookup"](q_offsets, q_data, q_valid, self.table, self.bits, s_offsets, s_data)
+        return load()["lookup"](q_offsets, q_data, q_valid, self.table, self.bits, self._offsets, self._data)
 
 
 def _large(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
