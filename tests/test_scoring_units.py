@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -233,3 +236,34 @@ def test_report_waterfalls_drawn_by_worker_processes_equal_those_drawn_in_proces
         p.startswith("data:image/png;base64,") for i, p in enumerate(parallel) if i != 3
     )
     assert parallel == serial
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_given_back_by_freeing_64_mib() -> int:
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, above glibc's largest mmap threshold, touched
+    with_block = _rss_bytes()
+    del block
+    return with_block - _rss_bytes()
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads RSS from Linux's /proc")
+def test_the_batch_keeps_the_memory_it_frees_and_restores_the_allocators_after() -> None:
+    import pyarrow as pa
+
+    from targeting.memory import _glibc, retained_memory
+
+    pool = pa.default_memory_pool().backend_name
+    hugepage = np._core.multiarray._set_madvise_hugepage(True)
+    with retained_memory():
+        assert pa.default_memory_pool().backend_name == "system"  # Arrow allocates through malloc
+        assert np._core.multiarray._set_madvise_hugepage(False) is False  # no huge pages inside
+        if _glibc() is not None:
+            assert _rss_given_back_by_freeing_64_mib() < 16 * 2**20  # kept for the next allocation
+    assert pa.default_memory_pool().backend_name == pool
+    assert np._core.multiarray._set_madvise_hugepage(hugepage) is True
+    if _glibc() is not None:
+        assert _rss_given_back_by_freeing_64_mib() > 48 * 2**20  # outside, freed memory goes back

@@ -178,13 +178,22 @@ def _load_for_scoring(model_uri: str, history: Path | None) -> tuple[Any, str, s
 def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
                 explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
                 engine: str = "pandas", spark_master: str = "local[2]") -> Any:  # fmt: skip
-    """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary."""
+    """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary
+    (keeping the memory it frees for its next allocations: see memory.py)."""
+    from targeting.memory import retained_memory
+
+    with retained_memory():
+        return _score_files(paths, model_uri, history, out_dir, budgets, explore, seed, say=progress or (lambda _s: None),
+                            engine=engine, spark_master=spark_master)  # fmt: skip
+
+
+def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Any],
+                 explore: float, seed: int, say: Callable[[str], None], engine: str, spark_master: str) -> Any:  # fmt: skip
     import importlib.util
 
     from targeting import kernels, string_table  # noqa: F401 - imported here, not on the loading thread
     from targeting.score import empty_result, score_batch
 
-    say = progress or (lambda _s: None)
     if engine not in ("pandas", "spark"):
         raise ConfigError(f"--engine {engine!r}: choose pandas or spark")
     if engine == "spark" and importlib.util.find_spec("pyspark") is None:
