@@ -10,8 +10,8 @@ stored outcomes of its rows). The answers are exactly those of `HistoryStore.as_
 histories and queries), so training and scoring features cannot drift apart.
 
 `save` writes the index beside the history (`<history>/as_of_index/<target>/`: NumPy arrays without
-pickling, Parquet values, a fingerprint of the history files); `load_fresh` reads it back only while the
-history files are unchanged. Building it is the once-per-history-update part of the daily cost.
+pickling, text values as Arrow IPC, a fingerprint of the history files); `load_fresh` maps it back
+(without copying) only while the history files are unchanged. Building it is the once-per-history-update part of the daily cost.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from targeting.history import (
     _seconds,
     first_per_key,
 )
-from targeting.io import arrow_text
+from targeting.io import arrow_text, read_text_values, write_text_values
 
 INDEX_FOLDER = "as_of_index"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -303,7 +303,8 @@ class HistoryIndex:
     # ---- persistence ------------------------------------------------------------------------
 
     def save(self, folder: str | Path, fingerprint: dict[str, Any]) -> Path:
-        """Write the index into `folder` (replaced whole): arrays as .npy, values and ids as Parquet."""
+        """Write the index into `folder` (replaced whole): arrays as .npy, values and ids as Arrow
+        IPC, the orphan outcomes as Parquet."""
         import shutil
         import tempfile
 
@@ -314,12 +315,12 @@ class HistoryIndex:
         for name, key in self.keys.items():
             for part in _KEY_ARRAYS:
                 arrays[f"{name}.{part}"] = getattr(key, part)
-            pd.DataFrame({"value": key.values.astype(str)}).to_parquet(tmp / f"values.{name}.parquet")
+            write_text_values(key.values.astype(str), tmp / f"values.{name}.arrow")
         for part, values in (self.pairs or {}).items():
             arrays[f"pairs.{part}"] = values
         for label, values in arrays.items():
             np.save(tmp / f"{label}.npy", values, allow_pickle=False)
-        pd.DataFrame({"declaration_id": self.ids.astype(str)}).to_parquet(tmp / "ids.parquet")
+        write_text_values(self.ids.astype(str), tmp / "ids.arrow")
         self.orphans.to_parquet(tmp / "orphans.parquet")
         meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint,
                 "keys": {name: key.column for name, key in self.keys.items()}, "pairs": self.pairs is not None}  # fmt: skip
@@ -335,14 +336,16 @@ class HistoryIndex:
         meta = json.loads((folder / "index.json").read_text())
 
         def array(label: str) -> np.ndarray:
-            return np.load(folder / f"{label}.npy", allow_pickle=False)
+            # mapped read-only from the page cache, not copied into fresh memory: they are only read, and
+            # most of the 270 MB are never touched by a day's batch
+            return np.load(folder / f"{label}.npy", mmap_mode="r", allow_pickle=False)
 
         keys = {}
         for name, column in meta["keys"].items():
-            values = pd.Index(pd.read_parquet(folder / f"values.{name}.parquet")["value"])
+            values = read_text_values(folder / f"values.{name}.arrow")
             keys[name] = _Key(column, values, *[array(f"{name}.{part}") for part in _KEY_ARRAYS])
         pairs = {p: array(f"pairs.{p}") for p in ("pair", "first_s", "events")} if meta["pairs"] else None
-        ids = pd.Index(pd.read_parquet(folder / "ids.parquet")["declaration_id"])
+        ids = read_text_values(folder / "ids.arrow")
         orphans = pd.read_parquet(folder / "orphans.parquet")
         index = cls.__new__(cls)  # the saved arrays, not a store to index again
         index.keys, index.pairs, index.ids, index.orphans, index._ids_table = keys, pairs, ids, orphans, None

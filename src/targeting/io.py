@@ -177,6 +177,28 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
         raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
+def write_text_values(values: pd.Index | pd.Series, path: str | Path) -> Path:
+    """Text values as an Arrow IPC file (uncompressed), which `read_text_values` maps without copying."""
+    import pyarrow.ipc as ipc
+
+    table = pa.table({"value": arrow_text(values)})
+    with pa.OSFile(str(path), "wb") as sink, ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return Path(path)
+
+
+def read_text_values(path: str | Path) -> pd.Index:
+    """The values of `write_text_values` as a pandas `str` index over the file's pages (memory-mapped:
+    the 2.2 M ids of a history load in ~2 ms instead of ~150 ms from Parquet)."""
+    import pyarrow.ipc as ipc
+
+    try:
+        column = ipc.open_file(pa.memory_map(str(path))).read_all().column(0)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputFileError(f"{path}: not a readable Arrow file ({_first_line(exc)})") from None
+    return pd.Index(pd.arrays.ArrowStringArray(column), dtype="str")
+
+
 def arrow_text(values: pd.Series | pd.Index) -> pa.Array:
     """Text values as one Arrow large_string array, for Arrow set lookups (`is_in`, `index_in`): taken as
     they are when pandas already holds them in Arrow, built from the objects otherwise."""
