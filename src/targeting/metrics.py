@@ -16,20 +16,34 @@ def n_selected(k_percent: float, n: int) -> int:
 
 def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row positions by score descending, ties by declaration id ascending (evaluation.md §1). Sorted by
-    score, then only the runs of tied scores are re-sorted by id: comparing a million ids costs more than
-    the whole sort by score."""
+    score (not stably: ties are ordered next), then only the runs of tied scores are re-sorted by id, the
+    ids ranked by Arrow's sort when they are Arrow text: comparing a million ids as Python strings costs
+    more than the whole sort by score."""
     scores = np.asarray(scores, dtype=float)
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores)
     ranked = scores[order]
     same = (ranked[1:] == ranked[:-1]) | (np.isnan(ranked[1:]) & np.isnan(ranked[:-1]))
     in_tie = np.r_[False, same] | np.r_[same, False]
     if in_tie.any():
         pos = np.flatnonzero(in_tie)
         rows = order[pos]
-        picked = ids.iloc[rows] if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)[rows]
-        tied_ids = np.asarray(picked, dtype=object).astype(str)  # only the tied ids leave Arrow
-        order[pos] = rows[np.lexsort((tied_ids, -scores[rows]))]
+        order[pos] = rows[np.lexsort((_id_ranks(ids, rows), -scores[rows]))]
     return order
+
+
+def _id_ranks(ids: pd.Series | np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The ascending rank of each of `ids[rows]` among them (ids are unique)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(ids, pd.Series) and isinstance(ids.array, pd.arrays.ArrowStringArray):
+        by_id = pc.sort_indices(pa.array(ids.array.take(rows))).to_numpy()
+    else:
+        picked = ids.iloc[rows] if isinstance(ids, pd.Series) else np.asarray(ids, dtype=object)[rows]
+        by_id = np.argsort(np.asarray(picked, dtype=object).astype(str), kind="stable")
+    ranks = np.empty(len(rows), np.int64)
+    ranks[by_id] = np.arange(len(rows))
+    return ranks
 
 
 def select_top(scores: pd.Series | np.ndarray, ids: pd.Series | np.ndarray, k_percent: float) -> np.ndarray:
