@@ -164,3 +164,6 @@ def test_the_model_matrix_is_the_union_output_in_booster_order_as_float32(labell
     matrix = model.matrix(X)
     assert list(matrix.columns) == shuffled and (matrix.dtypes == np.float32).all()
     np.testing.assert_array_equal(matrix.to_numpy(), union.transform(X)[shuffled].to_numpy(np.float32))
+    # built with the categorical codes on a second thread: the same block
+    assert any(getattr(t, "releases_gil", False) for _, t in union.transformer_list)
+    np.testing.assert_array_equal(model.matrix(X, threads=2).to_numpy(), matrix.to_numpy())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,19 +72,31 @@ class TargetingModel:
     def feature_names(self) -> list[str]:
         return list(self.booster.feature_name())
 
-    def matrix(self, annotated: pd.DataFrame) -> pd.DataFrame:
+    def matrix(self, annotated: pd.DataFrame, threads: int = 1) -> pd.DataFrame:
         """The booster's features, in its order, as one float32 block (what the booster reads: training
         casts the same float64 values to float32): each transformer's columns are written into place once,
-        with no per-transformer frames, concatenation or reordering copies of a million-row matrix."""
+        with no per-transformer frames, concatenation or reordering copies of a million-row matrix. With
+        `threads` > 1 the transformers that release the GIL fill their columns on a second thread (a 1 M-row
+        batch: ~0.3 s of the ~1 s)."""
         names = self.feature_names
         position = {name: j for j, name in enumerate(names)}
         block = np.empty((len(annotated), len(names)), np.float32, order="F")
-        filled = 0
-        for _, transformer in self.features.transformer_list:
-            for name, values in transformer.feature_columns(annotated).items():
-                if name in position:
-                    block[:, position[name]] = np.asarray(values, dtype=np.float64)
-                    filled += 1
+        transformers = [t for _, t in self.features.transformer_list]
+
+        def fill(group: list[Any]) -> int:
+            filled = 0
+            for transformer in group:
+                for name, values in transformer.feature_columns(annotated).items():
+                    if name in position:
+                        block[:, position[name]] = np.asarray(values, dtype=np.float64)
+                        filled += 1
+            return filled
+
+        beside = [t for t in transformers if getattr(t, "releases_gil", False)] if threads > 1 else []
+        with ThreadPoolExecutor(1) as side:
+            job = side.submit(fill, beside) if beside else None
+            filled = fill([t for t in transformers if t not in beside])
+            filled += job.result() if job is not None else 0
         if filled != len(names):
             raise ValueError(f"the feature state lacks {len(names) - filled} of the booster's features")
         return pd.DataFrame(block, index=annotated.index, columns=names, copy=False)

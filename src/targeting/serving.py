@@ -167,7 +167,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         from targeting.model import annotate
 
         annotated = annotate(rows, self._answerer(len(rows)), threads=scoring_threads())
-        matrix = self.model.matrix(annotated)
+        matrix = self.model.matrix(annotated, scoring_threads())
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))
 

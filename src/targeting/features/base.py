@@ -13,6 +13,10 @@ from sklearn.utils.validation import check_is_fitted
 class FrameTransformer(TransformerMixin, BaseEstimator):
     """A transformer whose fitted state is JSON (so a model artifact never needs pickle)."""
 
+    #: its `feature_columns` spends most of its time in Arrow or NumPy calls that release the GIL, so a
+    #: model's matrix can be built with it on a second thread beside the others
+    releases_gil = False
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "names_")
         return np.asarray(self.names_, dtype=object)

@@ -33,6 +33,8 @@ def _as_text(values: pd.Series) -> pd.Series:
 
 
 class CategoricalCodes(FrameTransformer):
+    releases_gil = True  # one Arrow hash (dictionary_encode) per column and row, then small lookups
+
     def __init__(self, columns: tuple[str, ...] = DEFAULT_COLUMNS, min_count: int = 20) -> None:
         self.columns = columns
         self.min_count = min_count
