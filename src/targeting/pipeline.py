@@ -97,12 +97,16 @@ class Manifests:
     n_read: int
 
 
-def read_manifests(paths: list[Path]) -> Manifests:
+def read_manifests(paths: list[Path], first_read: Callable[[], None] | None = None) -> Manifests:
     """Validate each file (file-level problems raise before anything is written); a declaration id that
-    an earlier file already holds is rejected as a duplicate."""
+    an earlier file already holds is rejected as a duplicate. `first_read` is called once the first file
+    is read, before it is validated."""
     valid, rejects, n_read, earlier = [], [], 0, []  # earlier: (file, its accepted ids as Arrow)
-    for path in paths:
-        result = validate_frame(read_raw(path), DECLARATIONS)
+    for i, path in enumerate(paths):
+        raw = read_raw(path)
+        if first_read is not None and i == 0:
+            first_read()
+        result = validate_frame(raw, DECLARATIONS)
         n_read += result.n_read
         rej = result.rejects.copy()
         rej.insert(0, "source_file", str(path))
@@ -201,14 +205,17 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
     register_backends()  # before any thread starts (see its docstring)
-    # the model and the history index load on a second thread while the manifests are read and validated
-    # (file reads and Arrow decoding release the GIL); a bad manifest is still reported first
+    # the model and the history index load on a second thread while the manifests are validated: started
+    # once the first file is read, so that Arrow's decoding has both cores (1 M rows: stage 1.93-2.00 s ->
+    # 1.82-1.90 s); a bad manifest is still reported first
     with ThreadPoolExecutor(1) as pool:
-        loading = pool.submit(_load_for_scoring, model_uri, history)
+        loading = []
         say(f"reading and validating {len(paths)} manifest(s)")
-        manifests = read_manifests(paths)
+        manifests = read_manifests(
+            paths, lambda: loading.append(pool.submit(_load_for_scoring, model_uri, history))
+        )
         say("loading the model and the history index")
-        scorer, resolved, source = loading.result()
+        scorer, resolved, source = loading[0].result()
     say(f"as-of history from {source}")
     spark = None
     if len(manifests.valid) and engine == "spark":
