@@ -120,6 +120,41 @@ def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, m
         )
 
 
+def test_codes_looked_up_before_validation_give_the_same_answers(monkeypatch) -> None:
+    """The daily job looks a manifest's key values up while it validates (`PrefetchedCodes`, for the rows
+    as read); answering the validated rows with them, with some lookups done and the rest cancelled by
+    `as_of` and done by it, equals answering without them."""
+    import targeting.history_index as hi
+
+    decl, insp = _random_tables(5)
+    decl = decl.sort_values("filed_at", kind="stable").reset_index(drop=True)
+    index = HistoryIndex(HistoryStore.from_tables(decl.iloc[:400], insp, "hit"))
+    monkeypatch.setattr(hi, "SET_LOOKUP_ROWS", 0)
+    as_read = decl.iloc[330:].reset_index(drop=True)
+    kept = np.flatnonzero(np.arange(len(as_read)) % 9 != 4)  # rows that passed validation
+    query = as_read.iloc[kept].reset_index(drop=True)
+    expected = index.as_of(query, 2)
+    columns = [key.column for key in index.keys.values()]
+    for done in (0, 3, len(columns)):
+        prefetched = hi.PrefetchedCodes(columns)
+        for future in list(prefetched.futures.values())[done:]:
+            future.cancel()  # as if `as_of` had claimed them before they started
+        prefetched.run(index, as_read)
+        prefetched.rows = kept
+        assert sum(prefetched.codes(c) is not None for c in columns) == done
+        for threads in (1, 2):
+            pd.testing.assert_frame_equal(index.as_of(query, threads, prefetched), expected)
+    with monkeypatch.context() as m:  # all looked up beforehand: `as_of` looks nothing up again
+        m.setattr(index, "stored_codes", lambda *a: pytest.fail("looked up again"))
+        pd.testing.assert_frame_equal(index.as_of(query, 2, prefetched), expected)
+    # an index with nothing to look up (no saved index) leaves every column to `as_of`
+    nothing = hi.PrefetchedCodes(columns)
+    nothing.run(None, as_read)
+    nothing.rows = kept
+    assert all(nothing.codes(c) is None for c in columns)
+    pd.testing.assert_frame_equal(index.as_of(query, 2, nothing), expected)
+
+
 def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
     import os
 

@@ -24,7 +24,7 @@ from targeting.features.build import categorical_names, union_from_state, union_
 from targeting.history import HistoryStore
 
 if TYPE_CHECKING:
-    from targeting.history_index import HistoryIndex
+    from targeting.history_index import HistoryIndex, PrefetchedCodes
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary",
@@ -136,14 +136,14 @@ class TargetingModel:
         return cls(features, booster, (float(a), float(b)), meta)
 
 
-def annotate(
-    declarations: pd.DataFrame, store: HistoryStore | HistoryIndex, threads: int = 1
-) -> pd.DataFrame:
-    """Declarations with the as-of counts of the store (or its index, which may use `threads`) alongside
-    (index kept)."""
-    counts = (
-        store.as_of(declarations) if isinstance(store, HistoryStore) else store.as_of(declarations, threads)
-    )
+def annotate(declarations: pd.DataFrame, store: HistoryStore | HistoryIndex, threads: int = 1,
+             prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
+    """Declarations with the as-of counts of the store (or its index, which may use `threads` and codes
+    looked up beforehand) alongside (index kept)."""
+    if isinstance(store, HistoryStore):
+        counts = store.as_of(declarations)
+    else:
+        counts = store.as_of(declarations, threads, prefetched)
     return pd.concat([declarations, counts], axis=1)
 
 

@@ -126,14 +126,15 @@ class ScoreResult:
 
 def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[str, Budget], explore: float,
                 seed: int = 0, scored_at: pd.Timestamp | None = None,
-                progress: Callable[[str], None] | None = None) -> ScoreResult:  # fmt: skip
-    """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of)."""
+                progress: Callable[[str], None] | None = None, prefetched: Any = None) -> ScoreResult:  # fmt: skip
+    """Score contract-valid declarations with a `TargetingPyfunc` (its history store answers as-of; with
+    the `PrefetchedCodes` of `rows` when the caller started their lookups)."""
     from targeting.drift import psi
 
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
     say(f"history and features ({len(rows):,} declarations)")
-    scored = scorer.score_rows(rows)
+    scored = scorer.score_rows(rows, prefetched)
     reference = scorer.model.meta.get("reference")
     with ThreadPoolExecutor(1) as side:  # drift needs only the matrix and the scores: binned meanwhile
         drift_job = side.submit(psi, reference, scored.matrix, scored.risk_score, 1) if reference else None

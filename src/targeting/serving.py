@@ -116,6 +116,11 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
             return f"the saved history index in {index_folder(self.history_dir, self._target())}"
         return "the history store (no up-to-date saved index: `targeting history-index` saves one)"
 
+    def saved_index(self) -> HistoryIndex | None:
+        """The up-to-date index saved beside the history folder, if there is one (it answers a batch of
+        any size)."""
+        return self._saved_index()
+
     def prepare_for_batch(self) -> None:
         """Build what a large batch's as-of lookups use in the saved index (if there is one), so that a
         caller can do it beside other work."""
@@ -161,12 +166,17 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
             self._store = HistoryStore.from_tables(decl, insp, self._target())
         return self._store
 
-    def score_rows(self, rows: pd.DataFrame) -> Scored:
+    def score_rows(self, rows: pd.DataFrame, prefetched: Any = None) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores.
-        The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it."""
+        The one scoring path: REST requests (`predict`) and the daily batch (score.py) both go through it
+        (the batch with the `PrefetchedCodes` it started for the saved index, if any)."""
         from targeting.model import annotate
 
-        annotated = annotate(rows, self._answerer(len(rows)), threads=scoring_threads())
+        answerer = self._answerer(len(rows))
+        if prefetched is not None and answerer is not self._saved_index():
+            prefetched.claim()  # looked up for another answerer: unused
+            prefetched = None
+        annotated = annotate(rows, answerer, threads=scoring_threads(), prefetched=prefetched)
         matrix = self.model.matrix(annotated, scoring_threads())
         raw = self.model.raw_score(matrix, scoring_threads())
         return Scored(annotated, matrix, raw, self.model.probability(raw))
