@@ -300,12 +300,15 @@ def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None
 def _mode_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
     if MODE not in typed.columns:
         return
-    mode = typed[MODE]
+    # the modes factorized once: a column's rule is then a lookup among a handful of codes, not a pass over
+    # a million strings per column (1 M rows, 10 columns: 0.19 -> ~0.06 s)
+    codes, modes = pd.factorize(typed[MODE], use_na_sentinel=True)
     for col in table.columns:
         if col.modes is None or col.name not in typed.columns:
             continue
-        wrong = typed[col.name].notna() & mode.notna() & ~mode.isin(list(col.modes))
-        problems.add(wrong.to_numpy(), f"{col.name}: must be empty unless mode is {'/'.join(col.modes)}")
+        other_mode = np.append(~np.isin(np.asarray(modes, dtype=object), list(col.modes)), False)[codes]
+        wrong = typed[col.name].notna().to_numpy() & other_mode  # a missing mode (code -1) is never wrong
+        problems.add(wrong, f"{col.name}: must be empty unless mode is {'/'.join(col.modes)}")
 
 
 # ---- entry points --------------------------------------------------------------------------------
