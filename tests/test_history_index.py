@@ -134,9 +134,10 @@ def test_codes_looked_up_before_validation_give_the_same_answers(monkeypatch) ->
     kept = np.flatnonzero(np.arange(len(as_read)) % 9 != 4)  # rows that passed validation
     query = as_read.iloc[kept].reset_index(drop=True)
     expected = index.as_of(query, 2)
-    columns = [key.column for key in index.keys.values()]
-    for done in (0, 3, len(columns)):
+    columns = [hi.IDS, *[key.column for key in index.keys.values()]]  # which ids are stored, then codes
+    for done in (0, 1, 4, len(columns)):
         prefetched = hi.PrefetchedCodes(columns)
+        prefetched.ids_unique = done % 2 == 0  # the ids are unique: vouched for, or looked at
         for future in list(prefetched.futures.values())[done:]:
             future.cancel()  # as if `as_of` had claimed them before they started
         prefetched.run(index, as_read)
@@ -146,6 +147,7 @@ def test_codes_looked_up_before_validation_give_the_same_answers(monkeypatch) ->
             pd.testing.assert_frame_equal(index.as_of(query, threads, prefetched), expected)
     with monkeypatch.context() as m:  # all looked up beforehand: `as_of` looks nothing up again
         m.setattr(index, "stored_codes", lambda *a: pytest.fail("looked up again"))
+        m.setattr(index, "stored_ids", lambda *a: pytest.fail("looked up again"))
         pd.testing.assert_frame_equal(index.as_of(query, 2, prefetched), expected)
     # an index with nothing to look up (no saved index) leaves every column to `as_of`
     nothing = hi.PrefetchedCodes(columns)

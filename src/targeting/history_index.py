@@ -44,6 +44,8 @@ INDEX_FORMAT = 2
 SET_LOOKUP_ROWS = 100_000
 _PAIR = np.int64(2**31)  # pair key = address code * _PAIR + sender code
 _HISTORY_FILES = ("declarations.parquet", "inspections.parquet")
+#: the id column, whose prefetched lookup is which ids the store holds
+IDS = "declaration_id"
 #: a key's sorted event arrays, in `_Key` order (saved, loaded and handed to the compiled loop)
 _KEY_ARRAYS = ("decl", "decl_start", "insp", "insp_start", "hits", "hits_start")
 
@@ -54,15 +56,19 @@ def _values(series: pd.Series) -> pd.Series:
 
 
 class PrefetchedCodes:
-    """The stored codes of a large batch's key columns, looked up on another thread before the batch is
-    validated (a million rows: ~1.4 s of Arrow set lookups, done while validation leaves a core idle).
-    They are looked up for the rows as read, which are the validated rows' values for Parquet text
-    columns; `rows` then picks the validated rows. `as_of` claims them: a column whose lookup has not
-    started by then is cancelled and looked up by `as_of` itself, on its own threads."""
+    """The stored codes of a large batch's key columns, and which of its ids are stored (the `IDS` column,
+    a mask), looked up on another thread before the batch is validated (a million rows: ~1.5 s of set
+    lookups, done while validation leaves a core idle). They are looked up for the rows as read, which
+    are the validated rows' values for Parquet text columns; `rows` then picks the validated rows.
+    `as_of` claims them: a column whose lookup has not started by then is cancelled and looked up by
+    `as_of` itself, on its own threads."""
 
     def __init__(self, columns: list[str]) -> None:
         self.futures: dict[str, Future] = {column: Future() for column in columns}
         self.rows: np.ndarray | None = None  # positions, among the rows as read, of the rows to answer
+        #: the caller vouches that the rows to answer have no repeated id (validated rows: validation
+        #: rejects repeats), so `as_of` need not look for them
+        self.ids_unique = False
 
     def run(self, index: HistoryIndex | None, frame: pd.DataFrame) -> None:
         """Look the columns up in `index` (None: nothing to look up, the batch is answered another way)."""
@@ -71,8 +77,13 @@ class PrefetchedCodes:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                usable = column in by_column and column in frame and frame[column].dtype == "str"
-                future.set_result(index.stored_codes(by_column[column], frame[column]) if usable else None)
+                usable = index is not None and column in frame and frame[column].dtype == "str"
+                if not usable or (column != IDS and column not in by_column):
+                    future.set_result(None)
+                elif column == IDS:
+                    future.set_result(index.stored_ids(frame[column]))
+                else:
+                    future.set_result(index.stored_codes(by_column[column], frame[column]))
             except BaseException as exc:  # noqa: BLE001 - handed to whoever asks for the column
                 future.set_exception(exc)
 
@@ -200,7 +211,7 @@ class HistoryIndex:
             block[:, -1] = self._new_senders(address[0], consignor[0], address[1], batch)
 
         if threads == 1:
-            batch = self._batch(query, seconds)
+            batch = self._batch(query, seconds, prefetched)
             keys = {n: self._fill_key(n, self._prepare_key(n, query, seconds, prefetched), batch, time_order,
                                       block[:, at[n]]) for n in names}  # fmt: skip
             if senders:
@@ -211,7 +222,7 @@ class HistoryIndex:
         # runs beside the other keys' answers rather than after them all.
         lead = ["address", "consignor"] if senders else []
         with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(threads) as pool:
-            pending = side.submit(self._batch, query, seconds)
+            pending = side.submit(self._batch, query, seconds, prefetched)
             prepared = {
                 n: pool.submit(self._prepare_key, n, query, seconds, prefetched)
                 for n in dict.fromkeys(lead + names)
@@ -232,9 +243,16 @@ class HistoryIndex:
                 job.result()
         return pd.DataFrame(block, index=query.index.copy(), columns=columns, copy=False)
 
-    def _batch(self, query: pd.DataFrame, seconds: np.ndarray) -> _Batch:
+    def _batch(
+        self, query: pd.DataFrame, seconds: np.ndarray, prefetched: PrefetchedCodes | None = None
+    ) -> _Batch:
         ids = query["declaration_id"].astype(str)
-        new = ~self._stored(ids) & ~ids.duplicated().to_numpy()
+        stored = prefetched.codes(IDS) if prefetched is not None else None
+        stored = self.stored_ids(ids) if stored is None else stored
+        if prefetched is not None and prefetched.ids_unique:
+            new = ~stored
+        else:
+            new = ~stored & ~ids.duplicated().to_numpy()
         rows = np.zeros(0, np.int64)
         o_s, o_hit = np.zeros(0, np.int64), np.zeros(0, bool)
         if len(self.orphans):
@@ -259,7 +277,7 @@ class HistoryIndex:
             self._ids_table = StringTable(arrow_text(self.ids))
         return self._ids_table
 
-    def _stored(self, ids: pd.Series) -> np.ndarray:
+    def stored_ids(self, ids: pd.Series) -> np.ndarray:
         """Which ids the store holds. A large batch probes the kept table of the 2.2 M stored ids (Arrow's
         `is_in` rebuilt its own on every call: 0.7 s, against 0.1 s for the probe); a small query (serving)
         the pandas hash table of the ids, also built on first use and kept."""

@@ -214,7 +214,7 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
     from targeting.history import PARTY_KEYS, ROUTE_KEYS
-    from targeting.history_index import PrefetchedCodes
+    from targeting.history_index import IDS, PrefetchedCodes
 
     register_backends()  # before any thread starts (see its docstring)
     # The model and the history index load on a second thread while the manifests are validated: started
@@ -228,7 +228,7 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
     def first_read(raw: RawTable) -> None:
         loading.append(pool.submit(_load_for_scoring, model_uri, history))
         if len(paths) == 1 and raw.format == "parquet" and engine == "pandas":  # text columns as they are
-            codes = PrefetchedCodes(list(dict.fromkeys([*PARTY_KEYS.values(), *ROUTE_KEYS.values()])))
+            codes = PrefetchedCodes(list(dict.fromkeys([IDS, *PARTY_KEYS.values(), *ROUTE_KEYS.values()])))
             pool.submit(lambda: codes.run(loading[0].result()[0].saved_index(), raw.frame))
             prefetched.append(codes)
 
@@ -240,6 +240,7 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
         say(f"as-of history from {source}")
         for codes in prefetched:
             codes.rows = manifests.kept_rows[0]
+            codes.ids_unique = True  # validation rejects a repeated id
         spark = None
         if len(manifests.valid) and engine == "spark":
             from targeting.spark import score_spark, session
