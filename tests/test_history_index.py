@@ -200,3 +200,21 @@ def test_string_table_finds_what_arrow_index_in_finds() -> None:
     assert (StringTable(stored.slice(3)).positions(query) ==
             pc.index_in(query, value_set=stored.slice(3)).fill_null(-1).to_numpy(zero_copy_only=False)).all()  # fmt: skip
     assert (StringTable(pa.array([], pa.string())).positions(query) == -1).all()
+
+
+def test_galloping_lower_bounds_equal_numpys_searchsorted() -> None:
+    """The new-senders count searches a batch's queries (ascending, except where the address is missing)
+    with a compiled gallop: it must answer as `np.searchsorted` for any queries, in order or not."""
+    from targeting.kernels import lower_bounds
+
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        events = np.sort(rng.integers(0, 30, int(rng.integers(0, 60))))
+        queries = rng.integers(-5, 35, int(rng.integers(0, 60)))
+        if trial % 3 == 0:
+            queries = np.sort(queries)
+        elif trial % 3 == 1:  # ascending runs that restart, as the batch's missing addresses make them
+            queries = np.concatenate(
+                [np.sort(queries[: len(queries) // 2]), np.sort(queries[len(queries) // 2 :])]
+            )
+        np.testing.assert_array_equal(lower_bounds(events, queries), np.searchsorted(events, queries))

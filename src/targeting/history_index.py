@@ -339,6 +339,8 @@ class HistoryIndex:
     ) -> np.ndarray:
         """Senders first seen at the address within 30 days before each query: the stored pair-first events,
         corrected by the batch's pairs that appear earlier than in the store (or not at all)."""
+        from targeting.kernels import lower_bounds
+
         p = self.pairs
         assert p is not None
         window = WINDOW_DAYS * 86_400
@@ -349,7 +351,7 @@ class HistoryIndex:
 
         def in_window(events: np.ndarray) -> np.ndarray:
             found = np.empty(len(at), np.int64)
-            found[order] = np.searchsorted(events, at_sorted) - np.searchsorted(events, at_sorted - window)
+            found[order] = lower_bounds(events, at_sorted) - lower_bounds(events, at_sorted - window)
             return found
 
         counts = in_window(p["events"]).astype(float)
