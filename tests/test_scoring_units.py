@@ -267,3 +267,14 @@ def test_the_batch_keeps_the_memory_it_frees_and_restores_the_allocators_after()
             assert _rss_given_back_by_freeing_64_mib() < 16 * 2**20  # kept for the next allocation
     assert pa.default_memory_pool().backend_name == pool
     assert np._core.multiarray._set_madvise_hugepage(hugepage) is True
+
+
+def test_the_batch_keeps_the_collector_off_what_existed_before_it() -> None:
+    import gc
+
+    from targeting.memory import frozen_gc
+
+    assert gc.get_freeze_count() == 0
+    with frozen_gc():
+        assert gc.get_freeze_count() > 0  # the imports' objects, set aside
+    assert gc.get_freeze_count() == 0

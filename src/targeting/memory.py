@@ -60,3 +60,18 @@ def retained_memory() -> Iterator[None]:
         if libc is not None:
             libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+
+
+@contextlib.contextmanager
+def frozen_gc() -> Iterator[None]:
+    """Within the block the garbage collector ignores every object that existed before it (gc.freeze):
+    collections then walk only what the job itself creates. Unfrozen on exit."""
+    import gc
+
+    already = gc.get_freeze_count() > 0  # frozen by the caller: left frozen
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not already:
+            gc.unfreeze()

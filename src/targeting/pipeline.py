@@ -192,10 +192,11 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
                 explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
                 engine: str = "pandas", spark_master: str = "local[2]") -> Any:  # fmt: skip
     """The daily job: read + validate, score, decide, explain, write scores/rejects/explanations/summary
-    (keeping the memory it frees for its next allocations: see memory.py)."""
-    from targeting.memory import retained_memory
+    (keeping the memory it frees for its next allocations, and the collector off the objects that were
+    there before it: see memory.py)."""
+    from targeting.memory import frozen_gc, retained_memory
 
-    with retained_memory():
+    with retained_memory(), frozen_gc():
         return _score_files(paths, model_uri, history, out_dir, budgets, explore, seed, say=progress or (lambda _s: None),
                             engine=engine, spark_master=spark_master)  # fmt: skip
 
