@@ -147,7 +147,7 @@ def test_declaration_features_per_distinct_value_match_row_by_row_rules() -> Non
     np.testing.assert_array_equal(out["filed_hour"], [23, 0, 5, 5, 5])
 
 
-def test_the_model_matrix_is_the_union_output_in_booster_order_as_float32(labelled) -> None:
+def test_the_model_matrix_is_the_union_output_in_booster_order_as_float32(labelled, monkeypatch) -> None:
     """Scoring builds the matrix from each transformer's columns straight into one float32 block; it must
     hold what training fed the booster: the union's output, cast to float32."""
     import lightgbm as lgb
@@ -166,4 +166,7 @@ def test_the_model_matrix_is_the_union_output_in_booster_order_as_float32(labell
     np.testing.assert_array_equal(matrix.to_numpy(), union.transform(X)[shuffled].to_numpy(np.float32))
     # built with the categorical codes on a second thread: the same block
     assert any(getattr(t, "releases_gil", False) for _, t in union.transformer_list)
+    import targeting.model as model_module
+
+    monkeypatch.setattr(model_module, "SIDE_THREAD_ROWS", 0)
     np.testing.assert_array_equal(model.matrix(X, threads=2).to_numpy(), matrix.to_numpy())
