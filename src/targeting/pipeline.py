@@ -148,7 +148,6 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
     """The logged pyfunc (loaded without unpickling) and the model URI resolved to a version."""
     import os
 
-    import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -163,7 +162,7 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
             resolved = (
                 f"models:/{m.group(1)}/{MlflowClient().get_model_version_by_alias(*m.groups()).version}"
             )
-        pyfunc = mlflow.pyfunc.load_model(resolved)
+        pyfunc = tracking.load_pyfunc(resolved)
     except MlflowException as exc:
         raise ModelNotFoundError(f"--model {model_uri}: {str(exc).splitlines()[0]}") from None
     scorer = pyfunc.unwrap_python_model()
