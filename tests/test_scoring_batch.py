@@ -112,8 +112,12 @@ def test_batch_scores_equal_the_served_pyfunc(champion) -> None:
     np.testing.assert_allclose(online.loc[batch.index].to_numpy(), batch.to_numpy(), rtol=0, atol=1e-12)
 
 
-def test_scores_from_the_saved_history_index_equal_those_from_the_store(champion) -> None:
+def test_scores_from_the_saved_history_index_equal_those_from_the_store(champion, monkeypatch) -> None:
+    """...also when the manifest counts as a large batch, whose ids and key values the job looks up in the
+    index while it validates (PrefetchedCodes)."""
     import shutil
+
+    import targeting.history_index as hi
 
     folder, world = champion
     part_a, _, _ = _manifests(folder, world)
@@ -122,7 +126,11 @@ def test_scores_from_the_saved_history_index_equal_those_from_the_store(champion
     for name in ("declarations.parquet", "inspections.parquet"):
         shutil.copy(world / name, history / name)
     runs = {}
-    for label in ("store", "index"):
+    # as if validation took long enough for every lookup to finish first (a small manifest validates
+    # before the loading thread even starts them, and `as_of` would claim them all)
+    monkeypatch.setattr(hi.PrefetchedCodes, "claim", lambda self: [f.result() for f in self.futures.values()])
+    for label in ("store", "index", "index, large batch"):
+        monkeypatch.setattr(hi, "SET_LOOKUP_ROWS", 0 if label == "index, large batch" else 100_000)
         if label == "index":
             built = CliRunner().invoke(app, ["history-index", str(history)])
             assert built.exit_code == 0 and (history / "as_of_index" / "hit" / "index.json").exists(), (
@@ -132,9 +140,10 @@ def test_scores_from_the_saved_history_index_equal_those_from_the_store(champion
         result = CliRunner().invoke(app, ["score", str(part_a), "--history", str(history), "--out", str(out),
                                           "--no-report"])  # fmt: skip
         assert result.exit_code == 0, result.output
-        assert ("saved history index" in result.output) == (label == "index")
+        assert ("saved history index" in result.output) == (label != "store")
         runs[label] = pd.read_parquet(out / "scores.parquet").drop(columns=["scored_at"])  # the clock differs
     pd.testing.assert_frame_equal(runs["index"], runs["store"])
+    pd.testing.assert_frame_equal(runs["index, large batch"], runs["store"])
 
 
 def test_a_bad_file_writes_nothing(champion) -> None:

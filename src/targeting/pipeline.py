@@ -213,6 +213,7 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
         raise ConfigError(
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
+    from targeting import history_index
     from targeting.history import PARTY_KEYS, ROUTE_KEYS
     from targeting.history_index import IDS, PrefetchedCodes
 
@@ -227,7 +228,8 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
 
     def first_read(raw: RawTable) -> None:
         loading.append(pool.submit(_load_for_scoring, model_uri, history))
-        if len(paths) == 1 and raw.format == "parquet" and engine == "pandas":  # text columns as they are
+        large = len(raw.frame) > history_index.SET_LOOKUP_ROWS  # a small batch looks its values up itself
+        if len(paths) == 1 and raw.format == "parquet" and engine == "pandas" and large:
             codes = PrefetchedCodes(list(dict.fromkeys([IDS, *PARTY_KEYS.values(), *ROUTE_KEYS.values()])))
             pool.submit(lambda: codes.run(loading[0].result()[0].saved_index(), raw.frame))
             prefetched.append(codes)
