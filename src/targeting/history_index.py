@@ -11,7 +11,8 @@ histories and queries), so training and scoring features cannot drift apart.
 
 `save` writes the index beside the history (`<history>/as_of_index/<target>/`: NumPy arrays without
 pickling, text values as Arrow IPC, a fingerprint of the history files); `load_fresh` maps it back
-(without copying) only while the history files are unchanged. Building it is the once-per-history-update part of the daily cost.
+(without copying) only while the history files are unchanged. Building it is the once-per-history-update
+part of the daily cost.
 """
 
 from __future__ import annotations
@@ -185,8 +186,9 @@ class HistoryIndex:
         """Raw as-of counts for every query row (index kept): the same frame `HistoryStore.as_of` returns.
         With `threads` > 1 the keys are answered side by side, while one more thread finds which query
         rows are new to the store (the keys need that only once their values are looked up and sorted).
-        `prefetched`: the stored codes of the query's key columns that another thread has looked up
-        already (the daily job's, while it validated the manifest); the rest are looked up here."""
+        `prefetched`: which query ids are stored and the stored codes of its key columns, as far as
+        another thread has looked them up already (the daily job's, while it validated the manifest);
+        the rest are looked up here."""
         if prefetched is not None:
             prefetched.claim()
         seconds = _seconds(query["filed_at"])
