@@ -64,7 +64,10 @@ class PrefetchedCodes:
     `as_of` claims them: a column whose lookup has not started by then is cancelled and looked up by
     `as_of` itself, on its own threads."""
 
-    def __init__(self, columns: list[str]) -> None:
+    def __init__(self, columns: list[str] | None = None) -> None:
+        """`columns`: the ids and every key column of an index, unless given."""
+        if columns is None:
+            columns = list(dict.fromkeys([IDS, *PARTY_KEYS.values(), *ROUTE_KEYS.values()]))
         self.futures: dict[str, Future] = {column: Future() for column in columns}
         self.rows: np.ndarray | None = None  # positions, among the rows as read, of the rows to answer
         #: the caller vouches that the rows to answer have no repeated id (validated rows: validation

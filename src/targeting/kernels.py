@@ -15,6 +15,9 @@ the GIL, so keys run side by side on threads. The rules are those of `HistorySto
 **Drift bins** (`bin_counts`): a batch column's counts per reference bin in one pass, without the float64
 copy, mask and binary-search arrays of a million rows per column.
 
+**Lower bounds of ascending queries** (`lower_bounds`): `np.searchsorted` for the new-senders count's
+million sorted queries, galloping forward from the previous answer instead of searching from scratch.
+
 The loops are compiled once for fixed argument types (read-only inputs accept any array) and cached on
 disk by numba: later processes load them in well under a second.
 """

@@ -103,13 +103,9 @@ def read_manifests(paths: list[Path], first_read: Callable[[RawTable], None] | N
     """Validate each file (file-level problems raise before anything is written); a declaration id that
     an earlier file already holds is rejected as a duplicate. `first_read` is given the first file as read,
     before it is validated."""
-    valid, rejects, n_read, earlier, kept_rows = (
-        [],
-        [],
-        0,
-        [],
-        [],
-    )  # earlier: (file, its accepted ids as Arrow)
+    valid, rejects, kept_rows = [], [], []
+    earlier = []  # (file, its accepted ids as Arrow)
+    n_read = 0
     for i, path in enumerate(paths):
         raw = read_raw(path)
         if first_read is not None and i == 0:
@@ -174,16 +170,18 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
     return scorer, resolved
 
 
-def _load_for_scoring(model_uri: str, history: Path | None) -> tuple[Any, str, str]:
+def _load_for_scoring(model_uri: str, history: Path | None, large_batch: bool) -> tuple[Any, str, str]:
     """The scorer, its resolved model URI and where its as-of answers come from, with the saved history
-    index, its lookup tables and the compiled loops loaded (this runs beside validation)."""
+    index and the compiled loops loaded, and for a large batch the index's table of stored ids (this runs
+    beside validation; a small batch never uses that table)."""
     from targeting import kernels, string_table
 
     scorer, resolved = load_scorer(model_uri, history)
     kernels.load()
     string_table.load()
     source = scorer.history_source()  # loads the saved index, if any
-    scorer.prepare_for_batch()
+    if large_batch:
+        scorer.prepare_for_batch()
     return scorer, resolved, source
 
 
@@ -213,9 +211,7 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
         raise ConfigError(
             "--engine spark needs the optional `spark` extra: make spark (or pip install 'targeting[spark]')"
         )
-    from targeting import history_index
-    from targeting.history import PARTY_KEYS, ROUTE_KEYS
-    from targeting.history_index import IDS, PrefetchedCodes
+    from targeting.history_index import SET_LOOKUP_ROWS, PrefetchedCodes
 
     register_backends()  # before any thread starts (see its docstring)
     # The model and the history index load on a second thread while the manifests are validated: started
@@ -227,10 +223,10 @@ def _score_files(paths: list[Path], model_uri: str, history: Path | None, out_di
     prefetched: list[PrefetchedCodes] = []
 
     def first_read(raw: RawTable) -> None:
-        loading.append(pool.submit(_load_for_scoring, model_uri, history))
-        large = len(raw.frame) > history_index.SET_LOOKUP_ROWS  # a small batch looks its values up itself
+        large = len(raw.frame) > SET_LOOKUP_ROWS  # a small batch looks its values up itself
+        loading.append(pool.submit(_load_for_scoring, model_uri, history, large))
         if len(paths) == 1 and raw.format == "parquet" and engine == "pandas" and large:
-            codes = PrefetchedCodes(list(dict.fromkeys([IDS, *PARTY_KEYS.values(), *ROUTE_KEYS.values()])))
+            codes = PrefetchedCodes()
             pool.submit(lambda: codes.run(loading[0].result()[0].saved_index(), raw.frame))
             prefetched.append(codes)
 
