@@ -11,7 +11,10 @@ Measured, each in a fresh child process:
 - `score_files` exactly as `targeting score` runs it (read + validate, load model, history and
   features, score, decide, explain the selected rows, write Parquet + CSV), then the report;
 - the floor on the same model and rows: Parquet read + bare `Booster.predict` on a float32 matrix of
-  all rows + `pred_contrib` on as many rows as the run selected.
+  all rows + `pred_contrib` on as many rows as the run selected;
+- for comparison, the compiled tree walker the run scores with (`forest.py`, the same sums as
+  `Booster.predict`, in less time) on the same matrix, and the run against the floor with the walker in
+  place of `Booster.predict`: the run's overhead beyond reading, scoring and explaining.
 """
 
 from __future__ import annotations
@@ -107,7 +110,9 @@ t = time.perf_counter(); pq.read_table(cache / "manifest.parquet").to_pandas(); 
 t = time.perf_counter(); booster.predict(x, num_threads=threads); predict_s = time.perf_counter() - t
 t = time.perf_counter(); booster.predict(x[:{selected}], pred_contrib=True, num_threads=threads)
 contrib_s = time.perf_counter() - t
-RESULT = {{"read_s": read_s, "predict_s": predict_s, "contrib_s": contrib_s}}
+scorer.model.forest.raw_score(x[:10])  # the compiled walker the run uses instead of Booster.predict (loaded)
+t = time.perf_counter(); scorer.model.forest.raw_score(x, threads); walker_s = time.perf_counter() - t
+RESULT = {{"read_s": read_s, "predict_s": predict_s, "contrib_s": contrib_s, "walker_s": walker_s}}
 """
 
 
@@ -148,6 +153,9 @@ def main() -> None:
     table.add_row(f"floor: pred_contrib, {run['selected']:,} rows", f"{floor['contrib_s']:.1f}", "")
     table.add_row("[bold]floor total", f"[bold]{floor_s:.1f}", "")
     table.add_row("[bold]scoring / floor", f"[bold]{scoring / floor_s:.2f}x", "")
+    walker_floor = floor_s - floor["predict_s"] + floor["walker_s"]
+    table.add_row("[dim]compiled walker, all rows (the run's predict)", f"[dim]{floor['walker_s']:.1f}", "")
+    table.add_row("[dim]scoring / floor with the walker for Booster.predict", f"[dim]{scoring / walker_floor:.2f}x", "")
     Console().print(table)
 
 

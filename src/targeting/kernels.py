@@ -15,6 +15,9 @@ the GIL, so keys run side by side on threads. The rules are those of `HistorySto
 **Drift bins** (`bin_counts`): a batch column's counts per reference bin in one pass, without the float64
 copy, mask and binary-search arrays of a million rows per column.
 
+**Tree walking** (`walk_forest`): the raw scores of `forest.CompiledForest`, LightGBM's rules (see there),
+rows in blocks walked tree by tree.
+
 **Lower bounds of ascending queries** (`lower_bounds`): `np.searchsorted` for the new-senders count's
 million sorted queries, galloping forward from the previous answer instead of searching from scratch.
 
@@ -75,6 +78,14 @@ def lower_bounds(events: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return load()["lower_bounds"](_ints(events), _ints(queries))
 
 
+def walk_forest(x: np.ndarray, forest: Any, start: int, stop: int, out: np.ndarray) -> None:
+    """Fill `out[start:stop]` with the raw scores of rows `start:stop` of the float32 matrix `x` (any
+    memory order) under `forest` (a `forest.CompiledForest`); releases the GIL."""
+    f = forest
+    load()["walk_forest"](x, f.roots, f.feature, f.threshold, f.child, f.flags, f.cat_start, f.cat_len, f.cat_words,
+                          f.leaf_value, int(start), int(stop), out)  # fmt: skip
+
+
 def load() -> dict[str, Any]:
     """The compiled loops: from numba's on-disk cache after the first run, compiled (a few seconds) on
     it. Scoring loads them on its loading thread, beside validation."""
@@ -102,10 +113,14 @@ def _compile() -> dict[str, Any]:
                         *[out] * 5)  # fmt: skip
     counts = types.Array(types.int64, 1, "C")
     bins = [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)]
+    int32s = array(types.int32)
+    walk = types.void(types.Array(types.float32, 2, "A", readonly=True), *[int32s] * 2, floats, *[int32s] * 4,
+                      array(types.uint32), floats, types.int64, types.int64, out)  # fmt: skip
     return {
         "answer_key": njit(answer, nogil=True, cache=True)(_answer),
         "bin_counts": njit(bins, nogil=True, cache=True)(_bins),
         "lower_bounds": njit(counts(ints, ints), nogil=True, cache=True)(_lower_bounds),
+        "walk_forest": njit(walk, nogil=True, cache=True)(_walk_forest),
     }
 
 
@@ -232,3 +247,40 @@ def _lower_bounds(events, queries):  # type: ignore[no-untyped-def]
                 hi = mid
         out[i] = pos
     return out
+
+
+#: LightGBM's kZeroThreshold (1e-35f): its dense reader drops values this close to zero
+_ZERO = 1.0000000180025095e-35
+#: rows walked tree by tree: a block's rows stay in cache while each tree is walked (4,096 measured
+#: fastest, 3.1-3.4 s for 1 M rows x 155 trees on one core, against 3.6-4.8 s for 16-512 or 16,384+)
+_BLOCK = 4096
+
+
+def _walk_forest(x, roots, feature, threshold, child, flags, cat_start, cat_len, cat_words, leaf_value,  # type: ignore[no-untyped-def]
+                 start, stop, out):  # fmt: skip
+    for b0 in range(start, stop, _BLOCK):
+        b1 = min(b0 + _BLOCK, stop)
+        for r in range(b0, b1):
+            out[r] = 0.0
+        for t in range(len(roots)):
+            root = roots[t]
+            for r in range(b0, b1):
+                node = root
+                while node >= 0:
+                    v = np.float64(x[r, feature[node]])
+                    fl = flags[node]
+                    if fl & 4:  # categorical: the integer part (C's truncation) in the bitset
+                        left = False
+                        if v > -1.0 and v < 2147483648.0:  # false for NaN
+                            c = np.int64(v)
+                            w = c >> 5
+                            if w < cat_len[node]:
+                                left = (cat_words[cat_start[node] + w] >> (c & 31)) & 1 == 1
+                    elif v != v:
+                        left = fl & 1 != 0
+                    elif abs(v) <= _ZERO:
+                        left = fl & 2 != 0
+                    else:
+                        left = v <= threshold[node]
+                    node = child[2 * node + 1] if left else child[2 * node]
+                out[r] += leaf_value[~node]

@@ -94,6 +94,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         from targeting.model import TargetingModel
 
         self.model = TargetingModel.load(context.artifacts["model_dir"])
+        _ = self.model.forest  # the trees parsed for the compiled walker while loading (~15 ms)
         config = getattr(context, "model_config", None) or {}
         self.history_dir = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
         self._set_store(None)
