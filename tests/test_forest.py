@@ -110,9 +110,11 @@ def test_shapes_it_does_not_cover_fall_back() -> None:
         assert CompiledForest.from_booster(booster) is None
 
 
-def test_wrong_width_is_one_clear_error() -> None:
+def test_wrong_width_or_type_is_one_clear_error() -> None:
     x, y = _training_set(np.random.default_rng(7), 600)
     forest = CompiledForest.from_booster(_booster(x, y))
     assert forest is not None
     with pytest.raises(ValueError, match="reads 5 features per row"):
         forest.raw_score(x[:, :4])
+    with pytest.raises(TypeError, match="float32 rows"):
+        forest.raw_score(x.astype(np.float64))

@@ -71,11 +71,12 @@ class CompiledForest:
 
     def raw_score(self, x: np.ndarray, threads: int = 1) -> np.ndarray:
         """Raw scores (the sum of leaf values) of the float32 rows `x` (any memory order)."""
-        from targeting.kernels import walk_forest
+        from targeting.kernels import load, walk_forest
 
+        load()  # compiled (or read from numba's cache) here, not by each thread on its first call
         x = np.asarray(x)
-        if x.dtype != np.float32:
-            x = x.astype(np.float32)
+        if x.dtype != np.float32:  # Booster.predict would read float64 values unrounded: not the same sums
+            raise TypeError(f"the walker reads float32 rows (the model's matrix), got {x.dtype}")
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"the model reads {self.n_features} features per row, got an array of shape {x.shape}")
         out = np.empty(len(x), np.float64)
