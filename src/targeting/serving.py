@@ -91,10 +91,12 @@ class Scored:
 
 class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
+        from targeting import kernels
         from targeting.model import TargetingModel
 
         self.model = TargetingModel.load(context.artifacts["model_dir"])
         _ = self.model.forest  # the trees parsed for the compiled walker while loading (~15 ms)
+        kernels.load()  # and its loop loaded (from numba's cache) before the first request, not during it
         config = getattr(context, "model_config", None) or {}
         self.history_dir = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
         self._set_store(None)
