@@ -105,6 +105,17 @@ def test_compiled_drift_bins_equal_numpys(dtype) -> None:
     expected.append(len(x) - sum(expected))
     assert bin_counts(ints, codes=codes).tolist() == expected
     assert bin_counts(np.zeros(0, dtype), edges=edges).tolist() == [0] * 8
+    # a bin is the number of edges at or below the value, whatever their order or repeats
+    shuffled = np.array([0.5, -1.0, 1.0, 0.0, 0.5, -0.5])
+    expected = np.bincount(np.where(finite, 1 + np.searchsorted(np.sort(shuffled), wide, side="right"), 0),
+                           minlength=8)  # fmt: skip
+    assert (bin_counts(x, edges=shuffled) == expected).all()
+    # a repeated code counts at its first place; an infinite code matches nothing (infinities are missing)
+    ints[3::29] = np.inf
+    got = bin_counts(ints, codes=np.array([0.0, 3.0, 0.0, np.inf])).tolist()
+    zeros, threes = int((ints == 0).sum()), int((ints == 3).sum())
+    missing = int((~np.isfinite(ints)).sum())
+    assert got == [missing, zeros, threes, 0, 0, len(x) - missing - zeros - threes]
 
 
 def test_as_of_history_state_moves_with_time_and_is_reported_without_warning() -> None:

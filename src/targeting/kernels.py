@@ -12,8 +12,10 @@ the GIL, so keys run side by side on threads. The rules are those of `HistorySto
   is already in time order, as a day's manifests are, no gathers either);
 - stored outcomes of the batch's new rows, given by the caller per row (empty arrays when there are none).
 
-**Drift bins** (`bin_counts`): a batch column's counts per reference bin in one pass, without the float64
-copy, mask and binary-search arrays of a million rows per column.
+**Drift bins** (`bin_counts`): a batch column's counts per reference bin without the float64 copy, mask
+and binary-search arrays of a million rows per column: one pass per bound counting the values at or
+above it (or equal to it, for codes), a loop the compiler vectorises, and the bins are differences of
+those counts.
 
 **Tree walking** (`walk_forest`): the raw scores of `forest.CompiledForest`, LightGBM's rules (see there),
 rows in blocks walked tree by tree.
@@ -60,15 +62,32 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
 
 
 def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray | None = None) -> np.ndarray:
-    """Counts of `x` per bin: [missing, bin 0, ..., bin len(edges)] for sorted quantile `edges` (a value
-    goes after every edge it equals), or [missing, code 0, ..., other] for unique `codes`. Missing means
-    not finite."""
+    """Counts of `x` per bin: [missing, bin 0, ..., bin len(edges)] for quantile `edges` (a value goes
+    after every edge it equals), or [missing, code 0, ..., other] for `codes` (a value repeated in
+    `codes` counts at its first place). Missing means not finite."""
     kernel = load()["bin_counts"]
     x = np.ascontiguousarray(x)
     x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
     by_codes = codes is not None
     bounds = _floats(codes if by_codes else edges if edges is not None else np.zeros(0))
-    return kernel(x, bounds, by_codes)
+    if not by_codes:  # a value's bin is the number of edges at or below it, whatever their order
+        bounds = np.sort(bounds)
+    raw = kernel(x, bounds, by_codes)  # [not finite, +inf, per bound: values >= it (or == it)]
+    missing, k = int(raw[0]), len(bounds)
+    finite = len(x) - missing
+    counts = np.zeros(k + 2, np.int64)
+    counts[0] = missing
+    if by_codes:
+        first = np.zeros(k, bool)
+        first[np.unique(bounds, return_index=True)[1]] = True
+        at = np.where(first & np.isfinite(bounds), raw[2:], 0)
+        counts[1 : k + 1] = at
+        counts[k + 1] = finite - at.sum()
+        return counts
+    at_or_above = raw[2:] - raw[1] * np.isfinite(bounds)  # finite values >= each (finite) edge
+    levels = np.concatenate([[finite], at_or_above, [0]])  # values past 0, 1, ..., k edges
+    counts[1:] = levels[:-1] - levels[1:]
+    return counts
 
 
 def lower_bounds(events: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -207,22 +226,24 @@ def _answer(code, slot, seconds, order, new, n_codes, decl, decl_start, insp, in
 
 
 def _bins(x, bounds, by_codes):  # type: ignore[no-untyped-def]
-    # without data-dependent branches (a value's bin is unpredictable; a mispredicted early exit cost
-    # more than comparing with every bound): 12 -> 4 ns per value
+    # one simple counting pass per bound (LLVM vectorises it): 7x faster than finding each value's bin
+    # without branches (1 M values, 9 edges: 1.4 against 10 ms), and that was 3x faster than a search
     k = len(bounds)
-    count = np.zeros(k + 2, np.int64)
+    out = np.zeros(k + 2, np.int64)
     for i in range(len(x)):
-        v = x[i]
-        j = 0
-        if by_codes:  # the code's position, or k for any other value
-            j = k
-            for b in range(k - 1, -1, -1):
-                j = b if bounds[b] == v else j
-        else:  # the number of edges at or below the value
-            for b in range(k):
-                j += bounds[b] <= v
-        count[1 + j if np.isfinite(v) else 0] += 1
-    return count
+        out[0] += not np.isfinite(x[i])
+        out[1] += x[i] == np.inf
+    for b in range(k):
+        e = bounds[b]
+        c = 0
+        if by_codes:
+            for i in range(len(x)):
+                c += x[i] == e
+        else:
+            for i in range(len(x)):
+                c += x[i] >= e
+        out[2 + b] = c
+    return out
 
 
 def _lower_bounds(events, queries):  # type: ignore[no-untyped-def]
