@@ -288,3 +288,31 @@ def test_the_fast_blank_or_padded_check_equals_the_python_regex() -> None:
     pattern = r"\S(?:.*\S)?"
     expected = s.str.fullmatch(pattern).fillna(False).astype(bool)
     pd.testing.assert_series_equal(_fullmatch(pattern)(s), expected)
+
+
+def test_code_list_rules_checked_per_distinct_value_give_the_same_rejects(tmp_path: Path) -> None:
+    """A Parquet file's code-list columns read as dictionaries (as the daily batch reads manifests): their
+    rules run once per distinct value, and every valid row, reject and reason (in the same order, several
+    per row) is what checking every row gives."""
+    rows = _rows(400)
+    bad = {"mode": ["BOAT", None, "sea"], "origin_country": ["QQ", "kr"], "load_loc": ["bad", "KRPU"],
+           "transit_locs": ["A;B", "KRPUS;"], "hs_code": ["12", "12345a"], "package_type": ["x"],
+           "consignee_type": ["nobody"], "fcl_lcl": ["HALF"], "declaration_id": [" padded"],
+           "goods_desc": ["x" * 5000], "gross_weight_kg": ["-1"]}  # rules checked per row, after code-list columns  # fmt: skip
+    for i, row in enumerate(rows):
+        for j, (column, values) in enumerate(bad.items()):
+            if (i + j) % (5 + j) == 0:  # overlapping patterns: some rows break several rules
+                row[column] = values[(i // 7) % len(values)]
+    path = tmp_path / "manifest.parquet"
+    pd.DataFrame(rows).to_parquet(path)
+
+    per_row = _validate(path)
+    raw = read_raw(path, DECLARATIONS.coded)
+    assert set(raw.distinct) == {c for c in DECLARATIONS.coded if c in raw.frame.columns}
+    values, positions = raw.distinct["load_loc"]
+    held = positions >= 0
+    assert (values.to_numpy(zero_copy_only=False)[positions[held]] == raw.frame["load_loc"][held]).all()
+    per_value = validate_frame(raw, DECLARATIONS)
+    assert per_row.n_rejected > 50 and per_row.rejects["reject_reason"].str.contains(";").sum() > 10
+    pd.testing.assert_frame_equal(per_value.rejects, per_row.rejects)
+    pd.testing.assert_frame_equal(per_value.valid, per_row.valid)

@@ -13,10 +13,11 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,6 +41,9 @@ class RawTable:
     encoding_errors: bool = False  # the file had bytes that are not UTF-8 (replaced by U+FFFD)
     #: row position -> reason, for rows the reader could not split into the header's fields
     row_errors: dict[int, str] = field(default_factory=dict)
+    #: column -> (its distinct values, each row's position among them or -1 where missing), for the text
+    #: columns a Parquet file was asked to be read as dictionaries (the frame holds their values as usual)
+    distinct: dict[str, tuple[pa.Array, np.ndarray]] = field(default_factory=dict)
 
 
 def file_format(path: Path) -> str:
@@ -51,8 +55,10 @@ def file_format(path: Path) -> str:
     raise InputFileError(f"{path}: unknown file type (expected .csv or .parquet)")
 
 
-def read_raw(path: str | Path) -> RawTable:
-    """Read a CSV or Parquet file without interpreting its values."""
+def read_raw(path: str | Path, dictionary: Collection[str] = ()) -> RawTable:
+    """Read a CSV or Parquet file without interpreting its values. The text columns named in `dictionary`
+    are read from a Parquet file as Arrow dictionaries too (`RawTable.distinct`): the file stores them so,
+    and a rule then needs checking once per distinct value, not once per row."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{path}: no such file")
@@ -61,15 +67,44 @@ def read_raw(path: str | Path) -> RawTable:
     fmt = file_format(path)
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: file is empty")
-    return _read_parquet_raw(path) if fmt == "parquet" else _read_csv_raw(path)
+    return _read_parquet_raw(path, dictionary) if fmt == "parquet" else _read_csv_raw(path)
 
 
-def _read_parquet_raw(path: Path) -> RawTable:
+def _read_parquet_raw(path: Path, dictionary: Collection[str] = ()) -> RawTable:
     try:
-        tbl = pq.read_table(path)
+        if dictionary:
+            schema = pq.read_schema(path)
+            text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+            dictionary = [c for c in dictionary if c in text]
+        tbl = pq.read_table(path, read_dictionary=list(dictionary) or None)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-    return RawTable(tbl.to_pandas(), path, "parquet")
+    tbl, distinct = _decoded(tbl, list(dictionary))
+    return RawTable(tbl.to_pandas(), path, "parquet", distinct=distinct)
+
+
+def _decoded(tbl: pa.Table, names: list[str]) -> tuple[pa.Table, dict[str, tuple[pa.Array, np.ndarray]]]:
+    """The table with its dictionary columns as plain text again (as a plain read gives them; on two
+    threads, Arrow's take releases the GIL), and each one's distinct values and row positions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not names:
+        return tbl, {}
+    tbl = tbl.unify_dictionaries()  # the file's row groups share one dictionary per column
+
+    def decode(name: str) -> tuple[pa.ChunkedArray, tuple[pa.Array, np.ndarray]]:
+        column = tbl.column(name)
+        kind = column.type.value_type
+        values = column.chunk(0).dictionary if column.num_chunks else pa.array([], kind)
+        codes = [pc.fill_null(chunk.indices, -1).to_numpy() for chunk in column.chunks]
+        positions = np.concatenate(codes).astype(np.int32) if codes else np.zeros(0, np.int32)
+        return column.cast(kind), (values, positions)
+
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(names, pool.map(decode, names), strict=True))
+    for name, (plain, _) in done.items():
+        tbl = tbl.set_column(tbl.schema.get_field_index(name), name, plain)
+    return tbl, {name: found for name, (_, found) in done.items()}
 
 
 def _read_csv_raw(path: Path) -> RawTable:

@@ -26,9 +26,9 @@ def validate_file(
 ) -> ValidationResult:
     """Validate one file; with `out_dir`, write `<table>.parquet` and `rejects.parquet/.csv` there."""
     spec = table(table_name)
-    result = validate_frame(read_raw(path), spec)
+    result = validate_frame(read_raw(path, spec.coded), spec)
     if declarations is not None:
-        decl = validate_frame(read_raw(declarations), DECLARATIONS)
+        decl = validate_frame(read_raw(declarations, DECLARATIONS.coded), DECLARATIONS)
         result = check_inspections_against(result, decl.valid)
     if out_dir is not None:
         write_tables(
@@ -107,7 +107,7 @@ def read_manifests(paths: list[Path], first_read: Callable[[RawTable], None] | N
     earlier = []  # (file, its accepted ids as Arrow)
     n_read = 0
     for i, path in enumerate(paths):
-        raw = read_raw(path)
+        raw = read_raw(path, DECLARATIONS.coded)
         if first_read is not None and i == 0:
             first_read(raw)
         result = validate_frame(raw, DECLARATIONS)

@@ -115,6 +115,13 @@ class Column:
     def dtype(self) -> object:
         return DTYPES[self.kind]
 
+    @property
+    def coded(self) -> bool:
+        """Text drawn from a code list (a closed vocabulary, country codes, UN/LOCODEs, HS codes, ...):
+        a day holds few distinct values however many rows, so its rules can be checked once per value."""
+        text = self.kind in (Kind.STRING, Kind.CATEGORY)
+        return text and not self.unique and bool(self.allowed or self.country or self.pattern)
+
     def describe_rule(self) -> str:
         """The rule in words, as it appears in reject reasons and documentation."""
         parts: list[str] = []
@@ -151,6 +158,11 @@ class Table:
     @property
     def required(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
+
+    @property
+    def coded(self) -> tuple[str, ...]:
+        """Names of the columns whose values come from a code list (see `Column.coded`)."""
+        return tuple(c.name for c in self.columns if c.coded)
 
     def of_kind(self, kind: str) -> tuple[str, ...]:
         """Names of the columns of one kind, in table order (e.g. every yes/no column)."""

@@ -12,10 +12,13 @@ pandera, built from the descriptions in `schema.py`.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow
 
 from targeting.errors import InputFileError, SchemaError
 from targeting.io import REPLACEMENT_CHAR, RawTable
@@ -242,14 +245,16 @@ def _checks(col: Column) -> list[pa.Check]:
     return checks
 
 
-def _pandera_schema(table: Table, present: list[str]) -> pa.DataFrameSchema:
+def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] = ()) -> pa.DataFrameSchema:
+    """The rules of the `present` columns, per row; for the columns in `by_value` only their type and
+    nullability (their value rules run on their distinct values, `_value_failures`)."""
     columns = {}
     for col in table.columns:
         if col.name not in present:
             continue
         columns[col.name] = pa.Column(
             col.dtype if col.kind not in (Kind.DATE,) else None,
-            checks=_checks(col),
+            checks=[] if col.name in by_value else _checks(col),
             nullable=not col.required,
             unique=col.unique,
             report_duplicates="exclude_first",
@@ -280,21 +285,61 @@ def register_backends() -> None:
     _backends_registered = True
 
 
-def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
-    schema = _pandera_schema(table, list(typed.columns))
+def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems,
+                 distinct: dict[str, tuple[Any, np.ndarray]] | None = None) -> None:  # fmt: skip
+    """The contract's rules through pandera. The value rules of a column read with its distinct values
+    (`RawTable.distinct`) are checked once per value and spread to its rows; either way each row's
+    reasons come in table column order, as one pass over the rows gives them."""
+    by_value = {
+        c: found for c, found in (distinct or {}).items() if c in typed.columns and table.column(c).coded
+    }
     register_backends()
-    try:
-        schema.validate(typed, lazy=True)
-        return
-    except pa.errors.SchemaErrors as exc:
-        cases = exc.failure_cases
-    cases = cases[cases["index"].notna()]
-    for (column, check), grp in cases.groupby(["column", "check"], sort=False):
-        rule = _PANDERA_BUILTIN.get(str(check), str(check))
-        positions = grp["index"].astype("int64").to_numpy()
+    failures = _failures(_pandera_schema(table, list(typed.columns), by_value), typed)
+    if by_value:
+        failures += _value_failures(table, by_value)
+    place = {name: i for i, name in enumerate(table.names)}
+    failures.sort(key=lambda failure: place.get(failure[0], len(place)))  # stable: a column's own order kept
+    for column, check, positions in failures:
+        rule = _PANDERA_BUILTIN.get(check, check)
         if check == "not_nullable" and column in problems.untyped:
             positions = positions[~problems.untyped[column][positions]]
         problems.add_positions(positions, f"{column}: {rule}")
+
+
+def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
+    """(column, check, row positions) of each rule that some rows of `frame` break, in pandera's order."""
+    try:
+        schema.validate(frame, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+    cases = cases[cases["index"].notna()]
+    return [(str(column), str(check), grp["index"].astype("int64").to_numpy())
+            for (column, check), grp in cases.groupby(["column", "check"], sort=False)]  # fmt: skip
+
+
+def _value_failures(
+    table: Table, distinct: dict[str, tuple[Any, np.ndarray]]
+) -> list[tuple[str, str, np.ndarray]]:
+    """The value rules of code-list columns checked on their distinct values (one small frame, each
+    column padded with missing values, which the rules skip), as the row positions that hold a bad value."""
+    width = max(len(values) for values, _ in distinct.values())
+    frame = pd.DataFrame({
+        name: pd.Series(pd.arrays.ArrowStringArray(pyarrow.concat_arrays(
+            [values.cast(pyarrow.large_string()), pyarrow.nulls(width - len(values), pyarrow.large_string())])),
+            dtype="str")
+        for name, (values, _) in distinct.items()
+    })  # fmt: skip
+    schema = pa.DataFrameSchema({name: pa.Column(table.column(name).dtype, checks=_checks(table.column(name)),
+                                                 nullable=True, coerce=False) for name in distinct},
+                                strict=False, coerce=False)  # fmt: skip
+    out = []
+    for column, check, bad_values in _failures(schema, frame):
+        values, rows = distinct[column]
+        bad = np.zeros(len(values) + 1, bool)  # the extra last slot is a missing value's (-1)
+        bad[bad_values] = True
+        out.append((column, check, np.flatnonzero(bad[rows])))
+    return out
 
 
 def _mode_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
@@ -351,7 +396,7 @@ def validate_frame(raw: RawTable, table: Table) -> ValidationResult:
     for col in table.columns:
         if col.name in frame.columns:
             typed[col.name] = _coerce(frame[col.name], col, problems)
-    _apply_rules(typed, table, problems)
+    _apply_rules(typed, table, problems, raw.distinct)
     _mode_rules(typed, table, problems)
 
     reasons = problems.by_row()
