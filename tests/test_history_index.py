@@ -110,6 +110,9 @@ def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, m
     query = pd.concat([decl.iloc[350:], decl.iloc[[420, 10]]])  # stored, new and a duplicate id
     expected = store.as_of(query)
     monkeypatch.setattr(hi, "SET_LOOKUP_ROWS", 0)
+    from targeting import string_table  # the stored-id table is mapped as saved, never built again
+
+    monkeypatch.setitem(string_table.load(), "build", lambda *a: pytest.fail("id table built again"))
     for dense_below in (10**9, 0):  # per-value counts by dense numbers (small batches) and by codes
         monkeypatch.setattr(kernels, "DENSE_BELOW", dense_below)
         for threads in (1, 2):
@@ -200,6 +203,10 @@ def test_string_table_finds_what_arrow_index_in_finds() -> None:
     assert (StringTable(stored.slice(3)).positions(query) ==
             pc.index_in(query, value_set=stored.slice(3)).fill_null(-1).to_numpy(zero_copy_only=False)).all()  # fmt: skip
     assert (StringTable(pa.array([], pa.string())).positions(query) == -1).all()
+    # a table saved for these values is used as it is; one that does not fit them is built again
+    assert StringTable(stored, table.table).table is table.table
+    unfit = StringTable(stored, table.table[:-2])
+    assert unfit.table.shape == table.table.shape and (unfit.positions(query) == table.positions(query)).all()
 
 
 def test_galloping_lower_bounds_equal_numpys_searchsorted() -> None:

@@ -39,7 +39,7 @@ from targeting.history import (
 from targeting.io import arrow_text, read_text_values, write_text_values
 
 INDEX_FOLDER = "as_of_index"
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -150,6 +150,7 @@ class HistoryIndex:
         decl = store.declarations
         self.ids = pd.Index(decl["declaration_id"].astype(str))
         self._ids_table: Any = None  # the ids' string table for large batches, built on first use
+        self._saved_id_table: np.ndarray | None = None  # that table's slots, when mapped from a saved index
         decl_s = _seconds(decl["filed_at"])
         outcome = store.outcomes.merge(decl, on="declaration_id", how="inner")
         out_s = _seconds(outcome["known_at"])
@@ -271,15 +272,17 @@ class HistoryIndex:
         return _Batch(seconds, new, rows, o_s, o_hit)
 
     def prepare_lookups(self) -> None:
-        """Build the hash table of the stored ids that a large batch is checked against (once per loaded
-        index; the daily job builds it while the manifests are validated)."""
+        """Ready the hash table of the stored ids that a large batch is checked against: mapped from a saved
+        index (built when it was saved), else built once per index (the daily job does this while the
+        manifests are validated)."""
         self._id_table()
 
     def _id_table(self) -> Any:
         from targeting.string_table import StringTable
 
         if self._ids_table is None:
-            self._ids_table = StringTable(arrow_text(self.ids))
+            saved = self._saved_id_table
+            self._ids_table = StringTable(arrow_text(self.ids), None if saved is None else np.asarray(saved))
         return self._ids_table
 
     def stored_ids(self, ids: pd.Series) -> np.ndarray:
@@ -399,6 +402,7 @@ class HistoryIndex:
         for label, values in arrays.items():
             np.save(tmp / f"{label}.npy", values, allow_pickle=False)
         write_text_values(self.ids.astype(str), tmp / "ids.arrow")
+        np.save(tmp / "ids.table.npy", self._id_table().table, allow_pickle=False)  # built once, here
         self.orphans.to_parquet(tmp / "orphans.parquet")
         meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint,
                 "keys": {name: key.column for name, key in self.keys.items()}, "pairs": self.pairs is not None}  # fmt: skip
@@ -427,6 +431,7 @@ class HistoryIndex:
         orphans = pd.read_parquet(folder / "orphans.parquet")
         index = cls.__new__(cls)  # the saved arrays, not a store to index again
         index.keys, index.pairs, index.ids, index.orphans, index._ids_table = keys, pairs, ids, orphans, None
+        index._saved_id_table = array("ids.table")
         return index
 
 

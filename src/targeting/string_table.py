@@ -2,8 +2,8 @@
 
 A daily batch checks its million ids against the history's 2.2 million stored ids. Arrow's `is_in` and
 `index_in` rebuild their hash table of the stored values on every call (0.7 s here); this table is
-built once per loaded history index (0.1-0.3 s, while the manifests are validated) and a probe costs a
-hash and, for an id not stored, usually one cache line: 0.1 s for the batch. Answers are those of
+built once, when the history index is saved (0.2-0.35 s; the saved index maps it back), and a probe
+costs a hash and, for an id not stored, usually one cache line: 0.1 s for the batch. Answers are those of
 `index_in` for stored values without nulls: the position of the first stored occurrence, -1 for a value
 not stored or missing (tests/test_history_index.py). For the keys' value sets (up to 700,000 values,
 mostly found) Arrow's rebuilt table probed as fast as this one, so they stay with `index_in`.
@@ -24,11 +24,14 @@ class StringTable:
     """Stored text values (an Arrow array; missing values are never found) and their open-addressing
     table: slot s holds (63-bit hash, position) at [2s, 2s + 1], position -1 when empty."""
 
-    def __init__(self, values: pa.Array) -> None:
+    def __init__(self, values: pa.Array, table: np.ndarray | None = None) -> None:
+        """`table`: the one built for these same values before (saved with them), if it fits."""
         self.values = _large(values)
         self._offsets, self._data, valid = _buffers(self.values)  # views of the values' Arrow buffers
         self.bits = max(4, int(np.ceil(np.log2(max(1, len(self.values)) * 2))))  # load factor <= 1/2
-        self.table = load()["build"](self._offsets, self._data, valid, self.bits)
+        if table is None or table.shape != (2 << self.bits,) or table.dtype != np.int64:
+            table = load()["build"](self._offsets, self._data, valid, self.bits)
+        self.table = table
 
     def positions(self, query: pa.Array) -> np.ndarray:
         """Position of each query value among the stored ones (first occurrence), -1 where not stored or
