@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,12 @@ class _Key:
     insp_start: np.ndarray
     hits: np.ndarray  # the same, hits only
     hits_start: np.ndarray
+
+    @cached_property
+    def inspected(self) -> np.ndarray:
+        """Whether each stored value has any outcome: most have none, and this small array (a byte per
+        value) answers that without reading two start arrays at random (computed once per index)."""
+        return np.diff(np.asarray(self.insp_start)) > 0
 
 
 @dataclass
@@ -338,7 +345,7 @@ class HistoryIndex:
 
         key = self.keys[name]
         stored = tuple(getattr(key, part) for part in _KEY_ARRAYS)
-        answer_key(prepared[0], batch.seconds, time_order, batch.new, len(key.values), stored,
+        answer_key(prepared[0], batch.seconds, time_order, batch.new, len(key.values), stored, key.inspected,
                    _orphan_counts(prepared[0], batch), name in PARTY_KEYS, out)  # fmt: skip
         return prepared
 
