@@ -419,7 +419,8 @@ def validate_frame(raw: RawTable, table: Table) -> ValidationResult:
 
 def _rejects(raw: pd.DataFrame, positions: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
     """The rows as read at `positions`, with their 1-based source row number and reason."""
-    out = raw.iloc[positions].copy()
+    # no rejected row: an empty slice (a take of no rows still joins each column's Arrow chunks: 60 ms)
+    out = raw.iloc[:0].copy() if len(positions) == 0 else raw.iloc[positions].copy()
     out.insert(0, SOURCE_ROW, positions + 1)
     out[REJECT_REASON] = reasons
     return out.reset_index(drop=True)
