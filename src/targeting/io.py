@@ -76,7 +76,9 @@ def _read_parquet_raw(path: Path, dictionary: Collection[str] = ()) -> RawTable:
             schema = pq.read_schema(path)
             text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
             dictionary = [c for c in dictionary if c in text]
-        tbl = pq.read_table(path, read_dictionary=list(dictionary) or None)
+        # one chunk per row group (pq.read_table splits each into batches of 128 Ki rows, and a later
+        # take of a few rows, the selected ones, joins every column's chunks first: 60 ms a million rows)
+        tbl = pq.ParquetFile(path, read_dictionary=list(dictionary) or None).read(use_threads=True)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     tbl, distinct = _decoded(tbl, list(dictionary))
