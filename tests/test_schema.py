@@ -129,11 +129,19 @@ def test_inspection_rule(tmp_path: Path, column: str, good: str, bad: str) -> No
 
 
 def test_valid_rows_have_contract_dtypes(tmp_path: Path) -> None:
+    """Typing gives every column its contract dtype (pandera does not check types again), from CSV text
+    and from a Parquet file's own types (read as the daily batch reads it)."""
     res = _validate_one(tmp_path, GOOD_DECLARATION)
     for col in DECLARATIONS.columns:
         assert str(res.valid[col.name].dtype) == str(col.dtype), col.name
     assert res.valid.loc[0, "hs_code"] == "080390"
     assert str(res.valid.loc[0, "filed_at"].tz) == "UTC"
+    native = res.valid.astype({"amend_count": "int64", "gross_weight_kg": "float32", "is_reefer": "bool"})
+    native.to_parquet(tmp_path / "one.parquet")
+    typed = validate_frame(read_raw(tmp_path / "one.parquet", DECLARATIONS.coded), DECLARATIONS)
+    assert typed.n_valid == 1
+    for col in DECLARATIONS.columns:
+        assert str(typed.valid[col.name].dtype) == str(col.dtype), col.name
 
 
 def test_timestamps_convert_to_utc(tmp_path: Path) -> None:
