@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from targeting.history import (
 from targeting.io import arrow_text, read_text_values, write_text_values
 
 INDEX_FOLDER = "as_of_index"
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -129,12 +128,13 @@ class _Key:
     insp_start: np.ndarray
     hits: np.ndarray  # the same, hits only
     hits_start: np.ndarray
+    #: whether each stored value has any outcome: most have none, and this small array (a byte per value)
+    #: answers that without reading two start arrays at random (computed when indexing, saved with it)
+    inspected: np.ndarray | None = None
 
-    @cached_property
-    def inspected(self) -> np.ndarray:
-        """Whether each stored value has any outcome: most have none, and this small array (a byte per
-        value) answers that without reading two start arrays at random (computed once per index)."""
-        return np.diff(np.asarray(self.insp_start)) > 0
+    def __post_init__(self) -> None:
+        if self.inspected is None:
+            self.inspected = np.diff(np.asarray(self.insp_start)) > 0
 
 
 @dataclass
@@ -405,7 +405,7 @@ class HistoryIndex:
         tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
         arrays: dict[str, np.ndarray] = {}
         for name, key in self.keys.items():
-            for part in _KEY_ARRAYS:
+            for part in (*_KEY_ARRAYS, "inspected"):
                 arrays[f"{name}.{part}"] = getattr(key, part)
             write_text_values(key.values.astype(str), tmp / f"values.{name}.arrow")
         for part, values in (self.pairs or {}).items():
@@ -436,7 +436,7 @@ class HistoryIndex:
         keys = {}
         for name, column in meta["keys"].items():
             values = read_text_values(folder / f"values.{name}.arrow")
-            keys[name] = _Key(column, values, *[array(f"{name}.{part}") for part in _KEY_ARRAYS])
+            keys[name] = _Key(column, values, *[array(f"{name}.{part}") for part in (*_KEY_ARRAYS, "inspected")])
         pairs = {p: array(f"pairs.{p}") for p in ("pair", "first_s", "events")} if meta["pairs"] else None
         ids = read_text_values(folder / "ids.arrow")
         orphans = pd.read_parquet(folder / "orphans.parquet")
