@@ -374,11 +374,7 @@ class HistoryIndex:
         ok = new & (addr >= 0) & (sender >= 0)
         if ok.any():
             pair = addr[ok].astype(np.int64) * _PAIR + sender[ok]
-            ok_s = q_s[ok]
-            if bool((ok_s[1:] >= ok_s[:-1]).all()):  # rows in time order (a day's manifest): a pair's first
-                first = np.flatnonzero(~pd.Index(pair).duplicated())  # row is its first; a hash, no sort
-            else:
-                first = first_per_key(pair, ok_s)
+            first = first_per_key(pair, q_s[ok])
             b_pair, b_first, b_addr = pair[first], q_s[ok][first], addr[ok][first]
             known = np.zeros(len(b_pair), bool)
             store_first = np.full(len(b_pair), np.iinfo(np.int64).max)
