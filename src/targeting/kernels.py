@@ -48,9 +48,9 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
     """Fill `out` (rows x 3, or x 5 for a party key; float64 columns, each contiguous): earlier
     declarations, outcomes and hits, then the first-seen and last-hit seconds relative to the value's
     base. `order` visits the rows in time order (None: they are in time order already); `stored` =
-    (decl, decl_start, insp, insp_start, hits, hits_start) of `history_index._Key`, `inspected` whether
-    each stored value has any outcome; `orphans` = (outcomes, hits, last hit second) per row from the store's outcomes of new rows, or
-    three empty arrays."""
+    (decl, decl_start, insp, insp_start, hits, hits_start) of `history_index._Key`; `inspected` whether
+    each stored value has any outcome; `orphans` = (outcomes, hits, last hit second) per row from the
+    store's outcomes of new rows, or three empty arrays."""
     columns = [out[:, j] for j in range(out.shape[1])] + [np.empty(0)] * (5 - out.shape[1])
     # per-value counts indexed by code, or for a small batch (serving) by a dense number per distinct code,
     # so that a one-row request does not allocate counts for every stored value
@@ -58,7 +58,8 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
     order = order if order is not None else np.zeros(0, np.int64)
     load()["answer_key"](_ints(code), _ints(slot.reshape(-1)), _ints(seconds), _ints(order),
                          np.ascontiguousarray(new, np.bool_), int(n_codes), *[_ints(a) for a in stored],
-                         np.ascontiguousarray(inspected, np.bool_), _ints(orphans[0]), _ints(orphans[1]), _floats(orphans[2]), bool(party), *columns)  # fmt: skip
+                         np.ascontiguousarray(inspected, np.bool_), _ints(orphans[0]), _ints(orphans[1]),
+                         _floats(orphans[2]), bool(party), *columns)  # fmt: skip
 
 
 def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray | None = None) -> np.ndarray:
@@ -172,8 +173,7 @@ def _answer(code, slot, seconds, order, new, n_codes, decl, decl_start, insp, in
     # cost four misses on a key with a million values): new rows so far, new rows before the current
     # second, that second, and the second of the value's first new row (read only once there is one)
     state = np.zeros((n_all, 4), np.int64)
-    for k in range(n_all):
-        state[k, 2] = -1
+    state[:, 2] = -1
     has_orphans = len(o_insp) > 0
     natural = len(order) == 0
     for p in range(n):

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from targeting.adapters.kcs import KcsImport, import_kcs
 from targeting.config import KcsConfig
 from targeting.errors import ConfigError, InputFileError, ModelNotFoundError
-from targeting.io import RawTable, arrow_text, read_raw, write_json, write_tables
+from targeting.io import RawTable, arrow_text, file_format, read_raw, write_json, write_tables
 from targeting.schema import DECLARATION_ID, DECLARATIONS, INSPECTIONS, REJECT_REASON, SOURCE_ROW, table
 from targeting.validate import ValidationResult, check_inspections_against, register_backends, validate_frame
 
@@ -172,10 +173,6 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
 
 def _parquet_rows(path: Path) -> int | None:
     """The row count a Parquet file's footer states, or None (not Parquet, or unreadable: the read reports it)."""
-    import pyarrow.parquet as pq
-
-    from targeting.io import file_format
-
     try:
         return pq.read_metadata(path).num_rows if file_format(Path(path)) == "parquet" else None
     except Exception:  # noqa: BLE001 - the read that follows reports the file's problem in one line
@@ -184,12 +181,11 @@ def _parquet_rows(path: Path) -> int | None:
 
 def _load_for_scoring(model_uri: str, history: Path | None, large_batch: bool) -> tuple[Any, str, str]:
     """The scorer, its resolved model URI and where its as-of answers come from, with the saved history
-    index and the compiled loops loaded, and for a large batch the index's table of stored ids (this runs
-    beside validation; a small batch never uses that table)."""
-    from targeting import kernels, string_table
+    index and the compiled loops loaded (the pyfunc loads `kernels` with the model), and for a large batch
+    the index's table of stored ids (this runs beside validation; a small batch never uses that table)."""
+    from targeting import string_table
 
     scorer, resolved = load_scorer(model_uri, history)
-    kernels.load()
     string_table.load()
     source = scorer.history_source()  # loads the saved index, if any
     if large_batch:

@@ -246,8 +246,8 @@ def _checks(col: Column) -> list[pa.Check]:
 
 
 def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] = ()) -> pa.DataFrameSchema:
-    """The rules of the `present` columns, per row; for the columns in `by_value` only their type and
-    nullability (their value rules run on their distinct values, `_value_failures`)."""
+    """The rules of the `present` columns, per row; for the columns in `by_value` only their nullability
+    (their value rules run on their distinct values, `_value_failures`)."""
     columns = {}
     for col in table.columns:
         if col.name not in present:
@@ -419,8 +419,7 @@ def validate_frame(raw: RawTable, table: Table) -> ValidationResult:
 
 def _rejects(raw: pd.DataFrame, positions: np.ndarray, reasons: np.ndarray) -> pd.DataFrame:
     """The rows as read at `positions`, with their 1-based source row number and reason."""
-    # no rejected row: an empty slice (a take of no rows still joins each column's Arrow chunks: 60 ms)
-    out = raw.iloc[:0].copy() if len(positions) == 0 else raw.iloc[positions].copy()
+    out = raw.iloc[positions].copy()
     out.insert(0, SOURCE_ROW, positions + 1)
     out[REJECT_REASON] = reasons
     return out.reset_index(drop=True)
