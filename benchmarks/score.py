@@ -11,7 +11,7 @@ Measured, each in a fresh child process:
 - `score_files` exactly as `targeting score` runs it (read + validate, load model, history and
   features, score, decide, explain the selected rows, write Parquet + CSV), then the report;
 - the floor on the same model and rows: Parquet read + bare `Booster.predict` on a float32 matrix of
-  all rows + `pred_contrib` on as many rows as the run selected;
+  all rows + `pred_contrib` on the rows the run selected (flagged and explored);
 - for comparison, the compiled tree walker the run scores with (`forest.py`, the same sums as
   `Booster.predict`, in less time) on the same matrix, and the run against the floor with the walker in
   place of `Booster.predict`: the run's overhead beyond reading, scoring and explaining.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from statistics import median
 
 from rich.console import Console
 from rich.table import Table
@@ -76,8 +77,9 @@ from targeting.report import write_report
 from targeting.score import DEFAULT_BUDGETS, parse_budgets
 result, manifests = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history",
                                 cache / "out", parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
-say("report (100 cards)")
-write_report(cache / "out")
+if {report}:
+    say("report (100 cards)")
+    write_report(cache / "out")
 say("end")
 scores = result.scores
 selected = scores.index[scores["decision"] != "RELEASE"]
@@ -92,7 +94,7 @@ build_history_index(Path({cache!r}).resolve() / "history", "hit")
 """
 
 _FLOOR = """
-import os, numpy as np, pyarrow.parquet as pq
+import os, numpy as np, pyarrow.compute as pc, pyarrow.parquet as pq
 from pathlib import Path
 cache = Path({cache!r}).resolve()
 os.chdir(cache)
@@ -108,7 +110,10 @@ from targeting.serving import scoring_threads
 threads = scoring_threads()  # the same threads as the scoring run
 t = time.perf_counter(); pq.read_table(cache / "manifest.parquet").to_pandas(); read_s = time.perf_counter() - t
 t = time.perf_counter(); booster.predict(x, num_threads=threads); predict_s = time.perf_counter() - t
-t = time.perf_counter(); booster.predict(x[:{selected}], pred_contrib=True, num_threads=threads)
+flagged = pq.read_table(cache / "out" / "selected.parquet", columns=["declaration_id"]).column(0)
+ids = pq.read_table(cache / "manifest.parquet", columns=["declaration_id"]).column(0)
+x_flagged = np.ascontiguousarray(x[pc.is_in(ids, value_set=flagged).to_numpy(zero_copy_only=False)])
+t = time.perf_counter(); booster.predict(x_flagged, pred_contrib=True, num_threads=threads)
 contrib_s = time.perf_counter() - t
 scorer.model.forest.raw_score(x[:10])  # the compiled walker the run uses instead of Booster.predict (loaded)
 t = time.perf_counter(); scorer.model.forest.raw_score(x, threads); walker_s = time.perf_counter() - t
@@ -125,15 +130,31 @@ def setup() -> Path:
     return CACHE
 
 
-def main() -> None:
+def main(repeat: int = int(os.environ.get("BENCH_SCORE_REPEAT", "3"))) -> None:
+    """`repeat` pairs of (run, floor), one after the other: the stages and totals are medians over the
+    pairs, the ratio is each pair's own, and its range is printed (the machine is shared and noisy)."""
     cache = setup()
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     index = run_child(_INDEX.format(cache=str(cache)))
-    run = run_child(_RUN.format(cache=str(cache), recorder=STAGE_RECORDER.format(first="start")))
-    floor = run_child(_FLOOR.format(cache=str(cache), model_uri=run["model_uri"], selected=run["selected"]))
-    stages = [s for s in run["stages"] if s[0] != "start"]
-    scoring = sum(s[1] for s in stages if not s[0].startswith(("report", "imports")))
-    floor_s = floor["read_s"] + floor["predict_s"] + floor["contrib_s"]
+    runs, floors = [], []
+    progress = Console(stderr=True)
+    for i in range(max(1, repeat)):
+        progress.print(f"run and floor {i + 1} of {max(1, repeat)}")
+        recorder = STAGE_RECORDER.format(first="start")
+        runs.append(run_child(_RUN.format(cache=str(cache), recorder=recorder, report=i == 0)))
+        floors.append(run_child(_FLOOR.format(cache=str(cache), model_uri=runs[0]["model_uri"])))
+    run = runs[0]
+    names = [s[0] for s in run["stages"] if s[0] != "start"]
+    seen = [{s[0]: s[1:] for s in r["stages"]} for r in runs]  # stage -> (seconds, peak RSS) per run
+    stages = [(name, median([r[name][0] for r in seen if name in r]), max(r[name][1] for r in seen if name in r))
+              for name in names]  # the report runs once, in the first pair  # fmt: skip
+    totals = [sum(s[1] for s in r["stages"] if s[0] != "start" and not s[0].startswith(("report", "imports")))
+              for r in runs]  # fmt: skip
+    floor_totals = [f["read_s"] + f["predict_s"] + f["contrib_s"] for f in floors]
+    ratios = [t / f for t, f in zip(totals, floor_totals, strict=True)]
+    walker_ratios = [t / (f - fl["predict_s"] + fl["walker_s"]) for t, f, fl in zip(totals, floor_totals, floors, strict=True)]  # fmt: skip
+    scoring, floor_s = median(totals), median(floor_totals)
+    floor = {k: median([f[k] for f in floors]) for k in ("read_s", "predict_s", "contrib_s", "walker_s")}
     table = Table(title=f"targeting score: {run['rows']:,} declarations, {run['selected']:,} selected and explained",
                   header_style="bold")  # fmt: skip
     for col in ("stage", "seconds", "peak RSS GiB (so far)"):
@@ -145,18 +166,22 @@ def main() -> None:
     table.add_row(
         "[bold]scoring total (without imports and report)",
         f"[bold]{scoring:.1f}",
-        f"{run['peak_rss_gib']:.2f}",
+        f"{max(r['peak_rss_gib'] for r in runs):.2f}",
     )
     table.add_row("rows/s", f"{run['rows'] / scoring:,.0f}", "")
     table.add_row("floor: Parquet read", f"{floor['read_s']:.1f}", "")
     table.add_row("floor: Booster.predict, all rows", f"{floor['predict_s']:.1f}", "")
     table.add_row(f"floor: pred_contrib, {run['selected']:,} rows", f"{floor['contrib_s']:.1f}", "")
     table.add_row("[bold]floor total", f"[bold]{floor_s:.1f}", "")
-    table.add_row("[bold]scoring / floor", f"[bold]{scoring / floor_s:.2f}x", "")
-    walker_floor = floor_s - floor["predict_s"] + floor["walker_s"]
+    spread = f" ({min(ratios):.2f}-{max(ratios):.2f}x over {len(ratios)} pairs)" if len(ratios) > 1 else ""
+    table.add_row("[bold]scoring / floor (median of the pairs)", f"[bold]{median(ratios):.2f}x{spread}", "")
     table.add_row("[dim]compiled walker, all rows (the run's predict)", f"[dim]{floor['walker_s']:.1f}", "")
-    table.add_row("[dim]scoring / floor with the walker for Booster.predict", f"[dim]{scoring / walker_floor:.2f}x", "")
+    table.add_row("[dim]scoring / floor with the walker for Booster.predict",
+                  f"[dim]{median(walker_ratios):.2f}x", "")  # fmt: skip
     Console().print(table)
+    if len(ratios) > 1:
+        each = ", ".join(f"{t:.1f} / {f:.1f} s" for t, f in zip(totals, floor_totals, strict=True))
+        Console().print(f"each pair, scoring / floor: {each}")
 
 
 if __name__ == "__main__":
