@@ -13,7 +13,7 @@ import pytest
 from targeting.drift import profile, psi
 from targeting.errors import ConfigError
 from targeting.explain import SENTENCES, contributions, explain, group_of, grouped
-from targeting.score import Budget, decide, parse_budgets, parse_share
+from targeting.score import Budget, decide, parse_budgets, parse_share, rank_and_decide, summarise
 
 
 def test_budgets_accept_percentages_and_counts() -> None:
@@ -68,6 +68,20 @@ def test_a_mode_without_budget_is_released_and_counts_do_not_exceed_rows() -> No
     out = decide(frame, {"SEA": Budget(10, False)}, 0.0, np.random.default_rng(0))
     assert (out.loc[frame["mode"] == "SEA", "decision"] == "INSPECT").all()  # 10 asked, 5 exist
     assert (out.loc[frame["mode"] == "AIR", "decision"] == "RELEASE").all()
+
+
+def test_the_summary_from_the_decision_codes_equals_the_one_grouped_from_the_table() -> None:
+    # three modes of different sizes, one without a budget, ties in the scores
+    frame = pd.concat([_frame(400, "SEA", 1), _frame(90, "AIR", 2), _frame(7, "POST", 3)], ignore_index=True)
+    frame.loc[::5, "risk_score"] = 0.5
+    budgets = {"SEA": Budget(5.0, True), "AIR": Budget(4, False)}
+    ranked, _, picked, counts = rank_and_decide(frame, frame["risk_score"].to_numpy(), budgets, 0.25, 7)
+    no_drift = pd.DataFrame(columns=["column", "psi", "warning"])
+    from_codes = summarise(ranked, budgets, 0.25, no_drift, counts)
+    assert from_codes == summarise(ranked, budgets, 0.25, no_drift)
+    by_mode = {m["mode"]: m for m in from_codes["per_mode"]}
+    assert by_mode["SEA"]["INSPECT"] + by_mode["SEA"]["EXPLORE"] == 20 and by_mode["POST"]["RELEASE"] == 7
+    assert by_mode["AIR"]["INSPECT"] + by_mode["AIR"]["EXPLORE"] == 4 and len(picked) == 24
 
 
 def test_psi_is_near_zero_for_the_same_distribution_and_large_for_a_shift() -> None:

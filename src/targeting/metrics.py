@@ -27,7 +27,9 @@ def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if in_tie.any():
         pos = np.flatnonzero(in_tie)
         rows = order[pos]
-        order[pos] = rows[np.lexsort((_id_ranks(ids, rows), -scores[rows]))]
+        # runs of tied scores are contiguous in `order`: one sort of (run, id rank) as a single integer key
+        run = np.cumsum(np.r_[True, (pos[1:] != pos[:-1] + 1) | ~same[pos[:-1]]]) - 1
+        order[pos] = rows[np.argsort(run * len(rows) + _id_ranks(ids, rows), kind="stable")]
     return order
 
 

@@ -139,21 +139,22 @@ def score_batch(rows: pd.DataFrame, scorer: Any, model_uri: str, budgets: dict[s
     with ThreadPoolExecutor(1) as side:  # drift needs only the matrix and the scores: binned meanwhile
         drift_job = side.submit(psi, reference, scored.matrix, scored.risk_score, 1) if reference else None
         say("deciding within each mode's budget")
-        frame, order, picked = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
+        frame, order, picked, counts = rank_and_decide(rows, scored.risk_score, budgets, explore, seed)
         say(f"explaining {len(picked):,} selected declarations (TreeSHAP)")
         chosen = order[picked]  # input positions, in ranking order
         exp = attach_reasons(
             frame, picked, scorer.model.booster, scored.annotated.iloc[chosen], scored.matrix.iloc[chosen]
         )
         drift = drift_job.result() if drift_job is not None else None
-    return assemble(frame, order, picked, exp, drift, model_uri, scored_at, budgets, explore)
+    return assemble(frame, order, picked, exp, drift, model_uri, scored_at, budgets, explore, counts)
 
 
 def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Budget], explore: float,
-                    seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:  # fmt: skip
+                    seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame]:  # fmt: skip
     """The decisions, built in ranking order: the frame (declaration_id, mode, risk_score, decision,
-    selection_propensity, risk_rank), `order` (frame row i is input row order[i]) and the frame positions
-    of the selected rows. Built ranked, the million-row table is never reordered afterwards."""
+    selection_propensity, risk_rank), `order` (frame row i is input row order[i]), the frame positions
+    of the selected rows and the count of each decision per mode (`summarise`'s, from the codes at hand
+    rather than by grouping a million strings again). Built ranked, the table is never reordered."""
     import pyarrow as pa
 
     risk = np.asarray(risk, dtype=float)
@@ -172,7 +173,13 @@ def rank_and_decide(rows: pd.DataFrame, risk: np.ndarray, budgets: dict[str, Bud
         "selection_propensity": propensity[order],
         "risk_rank": np.arange(1, len(order) + 1, dtype=np.int64),
     })  # fmt: skip
-    return frame, order, np.flatnonzero(ranked_decision)
+    counts = np.bincount(
+        codes.astype(np.int64) * len(DECISIONS) + decision, minlength=len(modes) * len(DECISIONS)
+    )
+    per_mode = pd.DataFrame(
+        counts.reshape(len(modes), len(DECISIONS)), index=list(modes), columns=list(DECISIONS)
+    )
+    return frame, order, np.flatnonzero(ranked_decision), per_mode
 
 
 def _text(values: Any) -> pd.Series:
@@ -211,8 +218,9 @@ def _spread_text(values: pd.Series, positions: np.ndarray, n: int) -> pd.Series:
 
 
 def assemble(frame: pd.DataFrame, order: np.ndarray, picked: np.ndarray, exp: Any, drift: pd.DataFrame | None,
-             model_uri: str, scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float) -> ScoreResult:  # fmt: skip
-    """The result from the ranked frame of `rank_and_decide`: `scores` (contract columns +
+             model_uri: str, scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float,
+             counts: pd.DataFrame | None = None) -> ScoreResult:  # fmt: skip
+    """The result from the ranked frame of `rank_and_decide` (and its `counts`): `scores` (contract columns +
     selection_propensity, in ranking order), explanations, drift (an empty table when the model has no
     reference), the summary and which input rows were selected."""
     from targeting.drift import NO_DRIFT
@@ -222,7 +230,7 @@ def assemble(frame: pd.DataFrame, order: np.ndarray, picked: np.ndarray, exp: An
     scores["scored_at"] = (scored_at or pd.Timestamp.now(tz="UTC")).floor("s")
     scores = scores[[*SCORES.names, "selection_propensity"]]
     drift = drift if drift is not None else pd.DataFrame(columns=list(NO_DRIFT))
-    return ScoreResult(scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift),
+    return ScoreResult(scores, exp.groups, exp.expected_value, drift, summarise(scores, budgets, explore, drift, counts),
                        selected_rows=np.sort(order[picked]))  # fmt: skip
 
 
@@ -237,15 +245,15 @@ def empty_result(budgets: dict[str, Budget], explore: float) -> ScoreResult:
     return ScoreResult(scores, explanations, float("nan"), drift, summarise(scores, budgets, explore, drift))
 
 
-def summarise(
-    scores: pd.DataFrame, budgets: dict[str, Budget], explore: float, drift: pd.DataFrame
-) -> dict[str, Any]:
-    """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report)."""
+def summarise(scores: pd.DataFrame, budgets: dict[str, Budget], explore: float, drift: pd.DataFrame,
+              counts: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
+    """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report).
+    `counts`: rows per decision (columns) and mode (index, sorted), when the caller has them already."""
     per_mode = []
     # counts per (mode, decision) without materialising each mode's rows
-    table = (
+    table = counts if counts is not None else (
         scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
-    )
+    )  # fmt: skip
     for mode in table.index if table is not None else []:
         counts = table.loc[mode]
         n = int(counts.sum())

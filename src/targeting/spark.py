@@ -117,14 +117,14 @@ def score_spark(spark: Any, rows: pd.DataFrame, scorer: Any, model_uri: str, bud
         for k, v in json.loads(blob).items():
             counts[k] = counts.get(k, 0) + np.asarray(v)
     say("deciding within each mode's budget")
-    frame, order, picked = rank_and_decide(rows, risk, budgets, explore, seed)
+    frame, order, picked, per_mode = rank_and_decide(rows, risk, budgets, explore, seed)
     say(f"explaining {len(picked):,} selected declarations (TreeSHAP, driver)")
     scorer.include_batch(rows)
     selected = scorer.score_rows(rows.iloc[order[picked]])
     exp = attach_reasons(frame, picked, scorer.model.booster, selected.annotated, selected.matrix)
     reference = scorer.model.meta.get("reference")
     drift = psi_from_counts(reference, counts) if reference and counts else None
-    return assemble(frame, order, picked, exp, drift, model_uri, scored_at, budgets, explore)
+    return assemble(frame, order, picked, exp, drift, model_uri, scored_at, budgets, explore, per_mode)
 
 
 def write_partitioned(spark: Any, scores: pd.DataFrame, folder: Path) -> Path:

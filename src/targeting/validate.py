@@ -309,7 +309,7 @@ def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems,
 def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[tuple[str, str, np.ndarray]]:
     """(column, check, row positions) of each rule that some rows of `frame` break, in pandera's order."""
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True, inplace=True)  # no coercion: the frame is only read, not copied
         return []
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
