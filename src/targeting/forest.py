@@ -29,6 +29,8 @@ import numpy as np
 
 #: below this many rows per thread, one thread walks them all (a thread costs more than it saves)
 ROWS_PER_THREAD = 20_000
+#: spans of rows per thread, handed out as threads finish (each span at least ROWS_PER_THREAD rows)
+SPANS_PER_WORKER = 8
 
 _HEADER_UNSUPPORTED = ("average_output",)
 
@@ -80,17 +82,20 @@ class CompiledForest:
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"the model reads {self.n_features} features per row, got an array of shape {x.shape}")
         out = np.empty(len(x), np.float64)
-        parts = max(1, min(threads, len(x) // ROWS_PER_THREAD))
+        workers = max(1, min(threads, len(x) // ROWS_PER_THREAD))
+        # several spans per worker, taken as each finishes: a worker the machine slows down (a shared VM)
+        # holds the others up by at most one span, not by half the rows
+        parts = workers if workers == 1 else max(workers, min(SPANS_PER_WORKER * workers, len(x) // ROWS_PER_THREAD))
         bounds = np.linspace(0, len(x), parts + 1).astype(np.int64)
         spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 
         def walk(span: tuple[int, int]) -> None:
             walk_forest(x, self, span[0], span[1], out)
 
-        if parts == 1:
+        if workers == 1:
             walk(spans[0])
         else:
-            with ThreadPoolExecutor(parts) as pool:
+            with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(walk, spans))
         return out
 
