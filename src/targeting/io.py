@@ -241,7 +241,10 @@ def arrow_text(values: pd.Series | pd.Index) -> pa.Array:
     they are when pandas already holds them in Arrow, built from the objects otherwise."""
     if values.dtype == object:
         return pa.array(values.to_numpy(dtype=object), pa.large_string())
-    return pa.chunked_array(pa.array(values.array)).combine_chunks().cast(pa.large_string())
+    column = pa.chunked_array(pa.array(values.array))
+    # one chunk is taken as it is (combine_chunks would copy it: ~25 MB of fresh memory per million ids)
+    column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return column if column.type == pa.large_string() else column.cast(pa.large_string())
 
 
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
