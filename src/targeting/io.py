@@ -100,7 +100,9 @@ def _decoded(tbl: pa.Table, names: list[str]) -> tuple[pa.Table, dict[str, tuple
         values = column.chunk(0).dictionary if column.num_chunks else pa.array([], kind)
         codes = [pc.fill_null(chunk.indices, -1).to_numpy() for chunk in column.chunks]
         positions = np.concatenate(codes).astype(np.int32) if codes else np.zeros(0, np.int32)
-        return column.cast(kind), (values, positions)
+        # decoded straight to the large_string pandas holds text in: decoded to `string`, to_pandas would
+        # widen every offset again (8 MB of fresh memory per column and million rows)
+        return column.cast(pa.large_string()), (values, positions)
 
     with ThreadPoolExecutor(2) as pool:
         done = dict(zip(names, pool.map(decode, names), strict=True))
