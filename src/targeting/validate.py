@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.compute as pc
 
 from targeting.errors import InputFileError, SchemaError
-from targeting.io import REPLACEMENT_CHAR, RawTable
+from targeting.io import REPLACEMENT_CHAR, RawTable, arrow_text
 from targeting.schema import (
     DECLARATION_ID,
     EXAM_AT,
@@ -245,9 +246,21 @@ def _checks(col: Column) -> list[pa.Check]:
     return checks
 
 
-def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] = ()) -> pa.DataFrameSchema:
+def _strictly_ascending(s: pd.Series) -> bool:
+    """Whether a text column has no missing value and each value sorts after the one before: then it has
+    no repeat either, which one pass of comparisons shows (4 ms for a million ids, against 0.13 s for the
+    hash table of pandera's uniqueness check). Manifests usually come sorted by their ids."""
+    if len(s) < 2 or not isinstance(s.array, pd.arrays.ArrowStringArray) or s.hasnans:
+        return False
+    values = arrow_text(s)
+    return bool(pc.all(pc.less(values.slice(0, len(values) - 1), values.slice(1))).as_py())
+
+
+def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] = (),
+                    known_unique: Collection[str] = ()) -> pa.DataFrameSchema:  # fmt: skip
     """The rules of the `present` columns, per row; for the columns in `by_value` only their nullability
-    (their value rules run on their distinct values, `_value_failures`)."""
+    (their value rules run on their distinct values, `_value_failures`); the columns in `known_unique` are
+    not checked for repeats again."""
     columns = {}
     for col in table.columns:
         if col.name not in present:
@@ -256,7 +269,7 @@ def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] 
             None,  # no type check: `_coerce` gives every column its contract dtype (a type failure had no row)
             checks=[] if col.name in by_value else _checks(col),
             nullable=not col.required,
-            unique=col.unique,
+            unique=col.unique and col.name not in known_unique,
             report_duplicates="exclude_first",
             coerce=False,
         )
@@ -294,7 +307,8 @@ def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems,
         c: found for c, found in (distinct or {}).items() if c in typed.columns and table.column(c).coded
     }
     register_backends()
-    failures = _failures(_pandera_schema(table, list(typed.columns), by_value), typed)
+    ascending = {c for c in typed.columns if table.column(c).unique and _strictly_ascending(typed[c])}
+    failures = _failures(_pandera_schema(table, list(typed.columns), by_value, ascending), typed)
     if by_value:
         failures += _value_failures(table, by_value)
     place = {name: i for i, name in enumerate(table.names)}
