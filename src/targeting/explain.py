@@ -9,6 +9,7 @@ and each group is written as a sentence with the row's own values. Only the rows
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,7 +102,7 @@ def _num(v: Any) -> float:
 
 
 def _txt(v: Any, default: str = "unknown") -> str:
-    return default if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v == "" else str(v)
+    return default if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA or v == "" else str(v)
 
 
 def _n(v: float, noun: str) -> str:
@@ -126,9 +127,9 @@ def _party(kind: str, what: str) -> Callable[[Row], str]:
         decl, tenure = _num(r.get(f"{kind}_prior_decl")), _num(r.get(f"{kind}_tenure_days"))
         insp, hits = _num(r.get(f"{kind}_prior_insp")), _num(r.get(f"{kind}_prior_hits"))
         since = _num(r.get(f"{kind}_days_since_hit"))
-        if np.isnan(decl):
+        if math.isnan(decl):
             return f"{what} not declared"
-        if decl == 0 or np.isnan(tenure):
+        if decl == 0 or math.isnan(tenure):
             return f"{what} never seen before"
         text = (
             f"{what} first seen {_days(tenure)} ago, {decl:,.0f} earlier declarations, {insp:,.0f} inspected"
@@ -144,7 +145,7 @@ def _linked(kind: str, what: str) -> Callable[[Row], str]:
     def sentence(r: Row) -> str:
         decl, hits = _num(r.get(f"{kind}_prior_decl")), _num(r.get(f"{kind}_prior_hits"))
         since = _num(r.get(f"{kind}_days_since_hit"))
-        if np.isnan(decl):
+        if math.isnan(decl):
             return f"no {what} declared"
         if hits > 0:
             return f"linked by {what} to a consignee with a seizure on {_date(r['filed_at'], since)}"
@@ -166,7 +167,7 @@ def _value(r: Row) -> str:
         f"{value / kg if kg > 0 else float('nan'):,.2f} USD/kg declared ({value:,.0f} USD for {kg:,.1f} kg)"
     )
     peer = _num(r.get("log_value_per_kg_peer"))  # log of the training window's median for the peers
-    if np.isfinite(peer):
+    if math.isfinite(peer):
         hs, origin = _txt(r.get("hs_code"), "(none)"), _txt(r.get("origin_country"))
         text += f" vs {np.exp(peer):,.2f} USD/kg median for HS {hs} from {origin}"
     return text
@@ -188,15 +189,15 @@ def _description(r: Row) -> str:
     desc = _txt(r.get("goods_desc"), "")
     shown = f'goods described as "{desc[:60]}"' if desc else "no goods description"
     score = _num(r.get("desc_text_score"))  # log-odds of the text model, balanced classes: > 0 leans to hits
-    if not np.isfinite(score):
+    if not math.isfinite(score):
         return shown
     return shown + (": wording close to past seizures" if score > 0 else ": wording common in cleared trade")
 
 
 def _timing(r: Row) -> str:
     lead, hour, amends = _num(r.get("lead_days")), _num(r.get("filed_hour")), _num(r.get("amend_count"))
-    text = f"filed {_days(lead)} before arrival" if np.isfinite(lead) else "arrival date unknown"
-    text += f", at {hour:02.0f}:00 UTC" if np.isfinite(hour) else ""
+    text = f"filed {_days(lead)} before arrival" if math.isfinite(lead) else "arrival date unknown"
+    text += f", at {hour:02.0f}:00 UTC" if math.isfinite(hour) else ""
     return text + (f", amended {amends:,.0f} times" if amends > 0 else "")
 
 
@@ -207,14 +208,14 @@ def _route(r: Row) -> str:
         " via " + transit.replace(";", ", ") if transit else ""
     ) + f" to {_txt(r.get('discharge_loc'), '?')}"
     rates = [_num(r.get(f"{k}_hit_rate")) for k in ("origin", "load", "transit", "discharge")]
-    rates = [x for x in rates if np.isfinite(x)]
+    rates = [x for x in rates if math.isfinite(x)]
     return text + (f" (highest past hit rate on its legs {max(rates):.1%})" if rates else "")
 
 
 def _address(r: Row) -> str:
     senders = _num(r.get("address_new_senders_30d"))
     base = _ADDRESS_LINK(r)
-    if np.isfinite(senders) and senders > 0:
+    if math.isfinite(senders) and senders > 0:
         return f"addressee received parcels from {_n(senders, 'different sender')} in 30 days; " + base
     return base
 
@@ -253,7 +254,7 @@ def _consignee(r: Row) -> str:
 def _consignor(r: Row) -> str:
     text = _CONSIGNOR_PARTY(r)
     age = _num(r.get("shipper_account_age_days"))
-    return text + (f", shipper account {_days(age)} old" if np.isfinite(age) else "")
+    return text + (f", shipper account {_days(age)} old" if math.isfinite(age) else "")
 
 
 SENTENCES: dict[str, Callable[[Row], str]] = {
