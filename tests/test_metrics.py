@@ -60,3 +60,7 @@ def test_ranking_order_equals_a_full_lexsort_with_ties_and_missing_scores() -> N
         np.testing.assert_array_equal(ranking_order(scores, ids), expected)
         # ids held by Arrow (as the daily batch holds them) are ranked by Arrow's sort
         np.testing.assert_array_equal(ranking_order(scores, pd.Series(ids, dtype="str")), expected)
+        # ids that ascend already (a manifest sorted by id): ties are ordered by position
+        ascending = np.array([f"D{i:04d}" for i in range(n)], dtype=object)
+        np.testing.assert_array_equal(ranking_order(scores, pd.Series(ascending, dtype="str")),
+                                      np.lexsort((ascending, -scores)))  # fmt: skip

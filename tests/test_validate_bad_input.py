@@ -151,14 +151,14 @@ def test_duplicate_declaration_id_keeps_the_first(tmp_path: Path) -> None:
 
 
 def test_ids_in_ascending_order_skip_the_hash_check_and_a_repeat_among_them_is_still_found(tmp_path: Path) -> None:
-    from targeting.validate import _strictly_ascending
+    from targeting.io import strictly_ascending
 
     rows = _rows(4)
     res = _validate(write_csv(tmp_path / "sorted.csv", rows))
-    assert res.n_rejected == 0 and _strictly_ascending(res.valid["declaration_id"])
+    assert res.n_rejected == 0 and strictly_ascending(res.valid["declaration_id"])
     rows[2]["declaration_id"] = rows[1]["declaration_id"]  # sorted, with a repeat next to its first
     res = _validate(write_csv(tmp_path / "repeat.csv", rows))
-    assert not _strictly_ascending(pd.Series(["D-0", "D-1", "D-1"], dtype="str"))
+    assert not strictly_ascending(pd.Series(["D-0", "D-1", "D-1"], dtype="str"))
     assert list(res.rejects["source_row"]) == [3]
     assert res.rejects.loc[0, "reject_reason"] == "declaration_id: duplicate of an earlier row"
 

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
+from targeting.io import strictly_ascending
+
 BUDGETS = (1.0, 2.0, 5.0, 10.0)
 
 
@@ -16,9 +18,10 @@ def n_selected(k_percent: float, n: int) -> int:
 
 def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Row positions by score descending, ties by declaration id ascending (evaluation.md §1). Sorted by
-    score (not stably: ties are ordered next), then only the runs of tied scores are re-sorted by id, the
-    ids ranked by Arrow's sort when they are Arrow text: comparing a million ids as Python strings costs
-    more than the whole sort by score."""
+    score (not stably: ties are ordered next), then only the runs of tied scores are re-sorted by id: by
+    row position when the ids ascend already (a manifest sorted by id), else with the ids ranked by
+    Arrow's sort when they are Arrow text (comparing a million ids as Python strings costs more than the
+    whole sort by score)."""
     scores = np.asarray(scores, dtype=float)
     order = np.argsort(-scores)
     ranked = scores[order]
@@ -29,7 +32,11 @@ def ranking_order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
         rows = order[pos]
         # runs of tied scores are contiguous in `order`: one sort of (run, id rank) as a single integer key
         run = np.cumsum(np.r_[True, (pos[1:] != pos[:-1] + 1) | ~same[pos[:-1]]]) - 1
-        order[pos] = rows[np.argsort(run * len(rows) + _id_ranks(ids, rows), kind="stable")]
+        if isinstance(ids, pd.Series) and strictly_ascending(ids):  # rows in id order: position is id rank
+            key = run * len(scores) + rows
+        else:
+            key = run * len(rows) + _id_ranks(ids, rows)
+        order[pos] = rows[np.argsort(key, kind="stable")]
     return order
 
 
