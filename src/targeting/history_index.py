@@ -354,6 +354,7 @@ class HistoryIndex:
     ) -> np.ndarray:
         """Senders first seen at the address within 30 days before each query: the stored pair-first events,
         corrected by the batch's pairs that appear earlier than in the store (or not at all)."""
+        from targeting import kernels
         from targeting.kernels import lower_bounds
 
         p = self.pairs
@@ -374,12 +375,12 @@ class HistoryIndex:
         ok = new & (addr >= 0) & (sender >= 0)
         if ok.any():
             pair = addr[ok].astype(np.int64) * _PAIR + sender[ok]
-            first = first_per_key(pair, q_s[ok])
+            first = kernels.first_per_key(pair, q_s[ok])  # history.first_per_key's answer, hashed
             b_pair, b_first, b_addr = pair[first], q_s[ok][first], addr[ok][first]
             known = np.zeros(len(b_pair), bool)
             store_first = np.full(len(b_pair), np.iinfo(np.int64).max)
             if len(p["pair"]):  # the store's first time of each batch pair, where the store has the pair
-                pos = np.minimum(np.searchsorted(p["pair"], b_pair), len(p["pair"]) - 1)
+                pos = np.minimum(lower_bounds(p["pair"], b_pair), len(p["pair"]) - 1)  # b_pair ascends
                 known = p["pair"][pos] == b_pair
                 store_first = np.where(known, p["first_s"][pos], store_first)
             moved = b_first < store_first

@@ -23,6 +23,9 @@ rows in blocks walked tree by tree.
 **Lower bounds of ascending queries** (`lower_bounds`): `np.searchsorted` for the new-senders count's
 million sorted queries, galloping forward from the previous answer instead of searching from scratch.
 
+**First row per key** (`first_per_key`): the new-senders count's earliest row of each (address, sender)
+pair, through a hash table of the pairs rather than a lexsort of every row.
+
 The loops are compiled once for fixed argument types (read-only inputs accept any array) and cached on
 disk by numba: later processes load them in well under a second.
 """
@@ -98,6 +101,15 @@ def lower_bounds(events: np.ndarray, queries: np.ndarray) -> np.ndarray:
     return load()["lower_bounds"](_ints(events), _ints(queries))
 
 
+def first_per_key(key: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """`history.first_per_key` (each key's earliest row, ties in time: the first listed; in ascending key
+    order) by one pass through a hash table of the keys and a sort of the distinct keys only, instead of
+    a two-key lexsort of every row (the new-senders count's million pairs: 0.12 -> ~0.05 s), releasing
+    the GIL for the pass."""
+    rows = load()["first_rows"](_ints(key), _ints(seconds))
+    return rows[np.argsort(key[rows])]
+
+
 def walk_forest(x: np.ndarray, forest: Any, start: int, stop: int, out: np.ndarray) -> None:
     """Fill `out[start:stop]` with the raw scores of rows `start:stop` of the float32 matrix `x` (any
     memory order) under `forest` (a `forest.CompiledForest`); releases the GIL."""
@@ -140,6 +152,7 @@ def _compile() -> dict[str, Any]:
         "answer_key": njit(answer, nogil=True, cache=True)(_answer),
         "bin_counts": njit(bins, nogil=True, cache=True)(_bins),
         "lower_bounds": njit(counts(ints, ints), nogil=True, cache=True)(_lower_bounds),
+        "first_rows": njit(counts(ints, ints), nogil=True, cache=True)(_first_rows),
         "walk_forest": njit(walk, nogil=True, cache=True)(_walk_forest),
     }
 
@@ -276,6 +289,39 @@ _ZERO = 1.0000000180025095e-35
 #: rows walked tree by tree: a block's rows stay in cache while each tree is walked (4,096 measured
 #: fastest, 3.1-3.4 s for 1 M rows x 155 trees on one core, against 3.6-4.8 s for 16-512 or 16,384+)
 _BLOCK = 4096
+
+
+def _first_rows(key, seconds):  # type: ignore[no-untyped-def]
+    """The row of each distinct key with the earliest second (the first listed among equals), unordered:
+    open addressing on a multiplicative hash, a table of at least twice the rows."""
+    n = len(key)
+    bits = 4
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    slot_row = np.full(1 << bits, -1, np.int64)
+    found = 0
+    for i in range(n):
+        k = key[i]
+        s = np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits))
+        while True:
+            r = slot_row[s]
+            if r < 0:
+                slot_row[s] = i
+                found += 1
+                break
+            if key[r] == k:
+                if seconds[i] < seconds[r]:
+                    slot_row[s] = i
+                break
+            s = (s + 1) & mask
+    out = np.empty(found, np.int64)
+    j = 0
+    for s in range(len(slot_row)):
+        if slot_row[s] >= 0:
+            out[j] = slot_row[s]
+            j += 1
+    return out
 
 
 def _walk_forest(x, roots, feature, threshold, child, flags, cat_start, cat_len, cat_words, leaf_value,  # type: ignore[no-untyped-def]
