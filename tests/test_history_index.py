@@ -179,6 +179,45 @@ def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
     assert load_fresh(history, "hit") is None
 
 
+def test_a_save_that_fails_leaves_the_old_index_and_no_half_written_folder(tmp_path, monkeypatch) -> None:
+    """A full disk while the index is saved: `targeting history-index` says so in one line (exit 1), the
+    index saved before still loads and no temporary folder is left behind."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from targeting.cli import app
+    from targeting.history_index import INDEX_FOLDER, load_fresh
+    from targeting.pipeline import build_history_index
+
+    decl, insp = _random_tables(5, n=100)
+    history = tmp_path / "history"
+    history.mkdir()
+    decl.to_parquet(history / "declarations.parquet")
+    insp.to_parquet(history / "inspections.parquet")
+    build_history_index(history, "hit")
+    saved = load_fresh(history, "hit")
+    assert saved is not None
+    calls = []
+
+    def full_disk(path, *args, **kwargs):  # the third array no longer fits
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, *args, **kwargs)
+
+    real_save = np.save
+    monkeypatch.setattr(np, "save", full_disk)
+    result = CliRunner().invoke(app, ["history-index", str(history)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]  # after the progress lines, the error in one line
+    assert last.startswith("error:") and last.endswith("No space left on device")
+    assert sorted(p.name for p in (history / INDEX_FOLDER).iterdir()) == ["hit"]  # no .index-* folder
+    monkeypatch.setattr(np, "save", real_save)
+    again = load_fresh(history, "hit")
+    assert again is not None and len(again.ids) == len(saved.ids)
+
+
 def test_string_table_finds_what_arrow_index_in_finds() -> None:
     """Positions of first stored occurrences, for text that differs in one byte, length, case or Unicode
     form; missing and empty query values; sliced and chunked arrays."""

@@ -400,6 +400,17 @@ class HistoryIndex:
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
+        try:
+            self._write(tmp, fingerprint)
+        except BaseException:  # a full disk, say: no half-written folder is left behind, the old index stays
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        return folder
+
+    def _write(self, tmp: Path, fingerprint: dict[str, Any]) -> None:
         arrays: dict[str, np.ndarray] = {}
         for name, key in self.keys.items():
             for part in (*_KEY_ARRAYS, "inspected"):
@@ -415,10 +426,6 @@ class HistoryIndex:
         meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint,
                 "keys": {name: key.column for name, key in self.keys.items()}, "pairs": self.pairs is not None}  # fmt: skip
         (tmp / "index.json").write_text(json.dumps(meta, indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-        return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> HistoryIndex:

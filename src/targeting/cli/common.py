@@ -31,7 +31,8 @@ def _setup_environment() -> None:
 
 
 def handles_errors(fn: F) -> F:
-    """Turn a TargetingError into one red line on stderr and exit code 1."""
+    """Turn a TargetingError, or the system refusing a file (a full disk, no permission), into one red line
+    on stderr and exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> object:
@@ -40,6 +41,10 @@ def handles_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except TargetingError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
