@@ -3,6 +3,8 @@ features a model was trained on and the features it is served cannot drift apart
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,18 +162,25 @@ def test_codes_looked_up_before_validation_give_the_same_answers(monkeypatch) ->
     pd.testing.assert_frame_equal(index.as_of(query, 2, nothing), expected)
 
 
-def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
-    import os
-
-    from targeting.history_index import load_fresh
+def _indexed_history(tmp_path: Path, seed: int) -> tuple[Path, pd.DataFrame]:
+    """A history folder of random tables, indexed for the target "hit"; the folder and its inspections."""
     from targeting.pipeline import build_history_index
 
-    decl, insp = _random_tables(4, n=100)
+    decl, insp = _random_tables(seed, n=100)
     history = tmp_path / "history"
     history.mkdir()
     decl.to_parquet(history / "declarations.parquet")
     insp.to_parquet(history / "inspections.parquet")
     build_history_index(history, "hit")
+    return history, insp
+
+
+def test_a_saved_index_is_ignored_once_the_history_changes(tmp_path) -> None:
+    import os
+
+    from targeting.history_index import load_fresh
+
+    history, insp = _indexed_history(tmp_path, seed=4)
     assert load_fresh(history, "hit") is not None
     assert load_fresh(history, "violation") is None  # another target needs its own index
     insp.head(10).to_parquet(history / "inspections.parquet")  # today's outcomes replaced the file
@@ -188,14 +197,8 @@ def test_a_save_that_fails_leaves_the_old_index_and_no_half_written_folder(tmp_p
 
     from targeting.cli import app
     from targeting.history_index import INDEX_FOLDER, load_fresh
-    from targeting.pipeline import build_history_index
 
-    decl, insp = _random_tables(5, n=100)
-    history = tmp_path / "history"
-    history.mkdir()
-    decl.to_parquet(history / "declarations.parquet")
-    insp.to_parquet(history / "inspections.parquet")
-    build_history_index(history, "hit")
+    history, _ = _indexed_history(tmp_path, seed=5)
     saved = load_fresh(history, "hit")
     assert saved is not None
     calls = []
