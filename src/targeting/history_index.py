@@ -355,7 +355,6 @@ class HistoryIndex:
         """Senders first seen at the address within 30 days before each query: the stored pair-first events,
         corrected by the batch's pairs that appear earlier than in the store (or not at all)."""
         from targeting import kernels
-        from targeting.kernels import lower_bounds
 
         p = self.pairs
         assert p is not None
@@ -367,7 +366,7 @@ class HistoryIndex:
 
         def in_window(events: np.ndarray) -> np.ndarray:
             found = np.empty(len(at), np.int64)
-            found[order] = lower_bounds(events, at_sorted) - lower_bounds(events, at_sorted - window)
+            found[order] = kernels.lower_bounds(events, at_sorted) - kernels.lower_bounds(events, at_sorted - window)
             return found
 
         counts = in_window(p["events"]).astype(float)
@@ -380,7 +379,7 @@ class HistoryIndex:
             known = np.zeros(len(b_pair), bool)
             store_first = np.full(len(b_pair), np.iinfo(np.int64).max)
             if len(p["pair"]):  # the store's first time of each batch pair, where the store has the pair
-                pos = np.minimum(lower_bounds(p["pair"], b_pair), len(p["pair"]) - 1)  # b_pair ascends
+                pos = np.minimum(kernels.lower_bounds(p["pair"], b_pair), len(p["pair"]) - 1)  # b_pair ascends
                 known = p["pair"][pos] == b_pair
                 store_first = np.where(known, p["first_s"][pos], store_first)
             moved = b_first < store_first

@@ -255,14 +255,14 @@ def summarise(scores: pd.DataFrame, budgets: dict[str, Budget], explore: float, 
         scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
     )  # fmt: skip
     for mode in table.index if table is not None else []:
-        counts = table.loc[mode]
-        n = int(counts.sum())
+        decided = table.loc[mode]  # rows per decision
+        n = int(decided.sum())
         budget = budgets.get(str(mode))
         capacity = budget.capacity(n) if budget else 0
-        used = int(counts.get("INSPECT", 0) + counts.get("EXPLORE", 0))
+        used = int(decided.get("INSPECT", 0) + decided.get("EXPLORE", 0))
         per_mode.append({"mode": str(mode), "declarations": n, "budget": str(budget) if budget else "0",
-                         "capacity": capacity, "INSPECT": int(counts.get("INSPECT", 0)),
-                         "EXPLORE": int(counts.get("EXPLORE", 0)), "RELEASE": int(counts.get("RELEASE", 0)),
+                         "capacity": capacity, "INSPECT": int(decided.get("INSPECT", 0)),
+                         "EXPLORE": int(decided.get("EXPLORE", 0)), "RELEASE": int(decided.get("RELEASE", 0)),
                          "budget_used": used / capacity if capacity else 0.0})  # fmt: skip
     q = scores["risk_score"].quantile([0.5, 0.9, 0.99, 0.999]).to_dict() if len(scores) else {}
     return {
