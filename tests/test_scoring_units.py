@@ -77,8 +77,10 @@ def test_the_summary_from_the_decision_codes_equals_the_one_grouped_from_the_tab
     budgets = {"SEA": Budget(5.0, True), "AIR": Budget(4, False)}
     ranked, _, picked, counts = rank_and_decide(frame, frame["risk_score"].to_numpy(), budgets, 0.25, 7)
     no_drift = pd.DataFrame(columns=["column", "psi", "warning"])
+    grouped = ranked.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0)
+    pd.testing.assert_frame_equal(counts[grouped.columns], grouped, check_names=False, check_dtype=False)
     from_codes = summarise(ranked, budgets, 0.25, no_drift, counts)
-    assert from_codes == summarise(ranked, budgets, 0.25, no_drift)
+    assert from_codes == summarise(ranked, budgets, 0.25, no_drift, grouped)
     by_mode = {m["mode"]: m for m in from_codes["per_mode"]}
     assert by_mode["SEA"]["INSPECT"] + by_mode["SEA"]["EXPLORE"] == 20 and by_mode["POST"]["RELEASE"] == 7
     assert by_mode["AIR"]["INSPECT"] + by_mode["AIR"]["EXPLORE"] == 4 and len(picked) == 24

@@ -85,7 +85,7 @@ class CompiledForest:
         workers = max(1, min(threads, len(x) // ROWS_PER_THREAD))
         # several spans per worker, taken as each finishes: a worker the machine slows down (a shared VM)
         # holds the others up by at most one span, not by half the rows
-        parts = workers if workers == 1 else max(workers, min(SPANS_PER_WORKER * workers, len(x) // ROWS_PER_THREAD))
+        parts = 1 if workers == 1 else min(SPANS_PER_WORKER * workers, len(x) // ROWS_PER_THREAD)
         bounds = np.linspace(0, len(x), parts + 1).astype(np.int64)
         spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
 

@@ -174,7 +174,7 @@ def load_scorer(model_uri: str, history: Path | None) -> tuple[Any, str]:
 def _parquet_rows(path: Path) -> int | None:
     """The row count a Parquet file's footer states, or None (not Parquet, or unreadable: the read reports it)."""
     try:
-        return pq.read_metadata(path).num_rows if file_format(Path(path)) == "parquet" else None
+        return pq.read_metadata(path).num_rows if file_format(path) == "parquet" else None
     except Exception:  # noqa: BLE001 - the read that follows reports the file's problem in one line
         return None
 

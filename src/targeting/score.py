@@ -219,7 +219,7 @@ def _spread_text(values: pd.Series, positions: np.ndarray, n: int) -> pd.Series:
 
 def assemble(frame: pd.DataFrame, order: np.ndarray, picked: np.ndarray, exp: Any, drift: pd.DataFrame | None,
              model_uri: str, scored_at: pd.Timestamp | None, budgets: dict[str, Budget], explore: float,
-             counts: pd.DataFrame | None = None) -> ScoreResult:  # fmt: skip
+             counts: pd.DataFrame) -> ScoreResult:  # fmt: skip
     """The result from the ranked frame of `rank_and_decide` (and its `counts`): `scores` (contract columns +
     selection_propensity, in ranking order), explanations, drift (an empty table when the model has no
     reference), the summary and which input rows were selected."""
@@ -242,20 +242,17 @@ def empty_result(budgets: dict[str, Budget], explore: float) -> ScoreResult:
     scores = SCORES.empty_frame().assign(selection_propensity=pd.Series(dtype=float))
     drift = pd.DataFrame(columns=list(NO_DRIFT))
     explanations = pd.DataFrame(columns=list(EXPLANATION_COLUMNS))
-    return ScoreResult(scores, explanations, float("nan"), drift, summarise(scores, budgets, explore, drift))
+    no_modes = pd.DataFrame(columns=list(DECISIONS), dtype=np.int64)
+    return ScoreResult(scores, explanations, float("nan"), drift, summarise(scores, budgets, explore, drift, no_modes))
 
 
 def summarise(scores: pd.DataFrame, budgets: dict[str, Budget], explore: float, drift: pd.DataFrame,
-              counts: pd.DataFrame | None = None) -> dict[str, Any]:  # fmt: skip
+              counts: pd.DataFrame) -> dict[str, Any]:  # fmt: skip
     """Counts per mode and decision, budget use, score quantiles, drift warnings (for the log and report).
-    `counts`: rows per decision (columns) and mode (index, sorted), when the caller has them already."""
+    `counts`: rows per decision (columns) and mode (index, sorted), as `rank_and_decide` gives them."""
     per_mode = []
-    # counts per (mode, decision) without materialising each mode's rows
-    table = counts if counts is not None else (
-        scores.groupby(["mode", "decision"], sort=True).size().unstack(fill_value=0) if len(scores) else None
-    )  # fmt: skip
-    for mode in table.index if table is not None else []:
-        decided = table.loc[mode]  # rows per decision
+    for mode in counts.index:
+        decided = counts.loc[mode]  # rows per decision
         n = int(decided.sum())
         budget = budgets.get(str(mode))
         capacity = budget.capacity(n) if budget else 0
