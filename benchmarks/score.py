@@ -38,11 +38,12 @@ from pathlib import Path
 cache = Path({cache!r}).resolve()
 os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
-from targeting.io import read_parquet
-from targeting.model import TrainConfig
-from targeting.promote import promote
-from targeting.splits import time_split
-from targeting.train import TrainingData, log_run, train
+from targeting.contract.io import read_parquet
+from targeting.config import TrainConfig
+from targeting.training.registry import promote
+from targeting.training.splits import time_split
+from targeting.training.train import TrainingData, train
+from targeting.training.registry import log_run
 world = Path({world!r})
 decl, insp = read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet")
 decl = decl.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
@@ -70,11 +71,12 @@ os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 {recorder}
 say("imports")  # what `targeting score` imports (the floor's imports are not timed either)
 import lightgbm, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, sklearn.linear_model
-import targeting.drift, targeting.explain, targeting.history_index, targeting.serving, targeting.validate
-import targeting.kernels, targeting.string_table
-from targeting.pipeline import score_files
-from targeting.report import write_report
-from targeting.score import DEFAULT_BUDGETS, parse_budgets
+import targeting.model.drift, targeting.model.explain, targeting.history.index, targeting.serving.pyfunc, targeting.contract.validate
+import targeting.history._compiled, targeting.model._compiled
+from targeting.scoring.job import score_files
+from targeting.scoring.report import write_report
+from targeting.config import DEFAULT_BUDGETS
+from targeting.scoring.decisions import parse_budgets
 result, manifests = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history",
                                 cache / "out", parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
 if {report}:
@@ -89,8 +91,8 @@ RESULT = {{"stages": STAGES, "rows": len(scores) + len(manifests.rejects), "sele
 
 _INDEX = """
 from pathlib import Path
-from targeting.pipeline import build_history_index
-build_history_index(Path({cache!r}).resolve() / "history", "hit")
+from targeting.history.folder import build_index
+build_index(Path({cache!r}).resolve() / "history", "hit")
 """
 
 _FLOOR = """
@@ -106,7 +108,7 @@ scorer.use_history(cache / "history")
 x = np.ascontiguousarray(scorer.score_rows(pq.read_table(cache / "manifest.parquet").to_pandas()).matrix
                          .to_numpy(np.float32))  # built outside the timings: the floor starts from it
 booster = scorer.model.booster
-from targeting.serving import scoring_threads
+from targeting.config import scoring_threads
 threads = scoring_threads()  # the same threads as the scoring run
 t = time.perf_counter(); pq.read_table(cache / "manifest.parquet").to_pandas(); read_s = time.perf_counter() - t
 t = time.perf_counter(); booster.predict(x, num_threads=threads); predict_s = time.perf_counter() - t

@@ -34,13 +34,14 @@ from pathlib import Path
 cache = Path({cache!r}).resolve()
 os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
-from targeting.io import read_parquet
-from targeting.model import TrainConfig
-from targeting.promote import promote
+from targeting.contract.io import read_parquet
+from targeting.config import TrainConfig
+from targeting.training.registry import promote
 from targeting.simulate.config import preset
 from targeting.simulate.run import simulate
-from targeting.splits import time_split
-from targeting.train import TrainingData, log_run, train
+from targeting.training.splits import time_split
+from targeting.training.train import TrainingData, train
+from targeting.training.registry import log_run
 world = simulate(preset("small", seed=7), cache / "world", daily=True)
 data = TrainingData(read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet"))
 result = train(data, time_split("2023-05-01", "2023-06-30"), TrainConfig())
@@ -67,7 +68,7 @@ def _post(port: int, body: bytes) -> int:
 def _payloads(world: Path) -> dict[int, bytes]:
     import pandas as pd
 
-    from targeting.serving import request_rows
+    from targeting.serving.requests import request_rows
 
     day = pd.read_parquet(sorted((world / "declarations").glob("*.parquet"))[-1])
     return {n: json.dumps({"dataframe_split": json.loads(request_rows(day.head(n)).to_json(orient="split", index=False))}).encode()

@@ -27,12 +27,14 @@ import numpy as np, pandas as pd
 from dataclasses import replace
 from pathlib import Path
 from targeting.config import Target
-from targeting.evaluate.world import WorldProtocol, day_index, load_world, recall_table
-from targeting.features import build_features
+from targeting.evaluation.world import WorldProtocol, day_index, load_world, recall_table
+from targeting.features.build import build_features
 from targeting.features.build import categorical_names
-from targeting.history import HistoryStore
-from targeting.labels import labels
-from targeting.model import TrainConfig, annotate, fit_booster
+from targeting.history.store import HistoryStore
+from targeting.contract.labels import labels
+from targeting.config import TrainConfig
+from targeting.history.source import annotate
+from targeting.model.classifier import fit_booster
 decl, insp, truth, world = load_world(Path({world!r}))
 p = WorldProtocol.scaled(int(world["days"]))
 frame = annotate(decl, HistoryStore.from_tables(decl, insp, Target.HIT))

@@ -21,10 +21,11 @@ ROUNDS = 200
 _CODE = """
 import numpy as np, pandas as pd, lightgbm as lgb
 from targeting.config import Target
-from targeting.evaluate.world import load_world
-from targeting.features import build_features
-from targeting.history import HistoryStore
-from targeting.model import DEFAULT_PARAMS, annotate
+from targeting.evaluation.world import load_world
+from targeting.features.build import build_features
+from targeting.history.store import HistoryStore
+from targeting.config import LIGHTGBM_PARAMS
+from targeting.history.source import annotate
 from targeting.simulate.config import preset
 from targeting.simulate.run import simulate
 simulate(preset("small", seed=7), {folder!r})
@@ -38,9 +39,9 @@ np.save({folder!r} + "/y.npy", y)
 
 _TIMED = """
 import numpy as np, lightgbm as lgb
-from targeting.model import DEFAULT_PARAMS
+from targeting.config import LIGHTGBM_PARAMS
 x, y = np.load({folder!r} + "/x.npy"), np.load({folder!r} + "/y.npy")
-params = {{**DEFAULT_PARAMS, "num_threads": {threads}, "seed": 7}}
+params = {{**LIGHTGBM_PARAMS, "num_threads": {threads}, "seed": 7}}
 t = time.perf_counter()
 booster = lgb.train(params, lgb.Dataset(x, y.astype(int)), num_boost_round={rounds})
 fit_s = time.perf_counter() - t

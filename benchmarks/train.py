@@ -1,6 +1,6 @@
 """Training on `dev` (issue 5: <= 10 min and 8 GiB): wall time and peak memory of each stage.
 
-Runs `targeting.train.train` + `log_run` (exactly what `targeting train` does) on the dev world with the
+Runs `targeting.training.train.train` + `log_run` (exactly what `targeting train` does) on the dev world with the
 Protocol B windows (train days [0, 240), validate [240, 300)), in a fresh child process, logging to a
 throw-away MLflow store. The world is read from $TARGETING_DEV_WORLD (default data/raw/sim-dev) and
 generated there first when it is missing (about 2 minutes).
@@ -37,10 +37,11 @@ os.chdir({store!r})
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + {store!r} + "/mlflow.db"
 {recorder}
 from pathlib import Path
-from targeting.io import read_parquet
-from targeting.model import TrainConfig
-from targeting.splits import time_split
-from targeting.train import TrainingData, log_run, train
+from targeting.contract.io import read_parquet
+from targeting.config import TrainConfig
+from targeting.training.splits import time_split
+from targeting.training.train import TrainingData, train
+from targeting.training.registry import log_run
 world = Path({str(world)!r})
 data = TrainingData(read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet"))
 result = train(data, time_split({TRAIN_END!r}, {VALID_END!r}), TrainConfig(num_threads={threads}), progress=say)

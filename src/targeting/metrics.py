@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-from targeting.io import strictly_ascending
+from targeting.contract.io import strictly_ascending
 
 BUDGETS = (1.0, 2.0, 5.0, 10.0)
 

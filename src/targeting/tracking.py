@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel
 
 EXPERIMENT = "targeting"
 REGISTERED_MODEL = "targeting"
@@ -61,7 +65,7 @@ def requirement_mismatches(requirements: list[str]) -> list[str]:
     return out
 
 
-def load_pyfunc(model_uri: str) -> object:
+def load_pyfunc(model_uri: str) -> PyFuncModel:
     """`mlflow.pyfunc.load_model`, with its environment check done here: MLflow's maps every installed
     distribution's files to modules first (0.45 s of a scoring job's loading thread); comparing the
     model's pinned requirements with the installed versions takes ~10 ms. A mismatch is a warning, as

@@ -24,6 +24,7 @@ app.command("history-index")(data.history_index)
 app.command()(training.train)
 app.command()(training.promote)
 app.command()(daily.score)
+app.command()(daily.report)
 app.command()(serving.serve)
 
 evaluate_app = typer.Typer(help="Evaluation protocols of evaluation.md (print a table, log to MLflow).",
@@ -33,5 +34,6 @@ evaluate_app.command("world")(evaluate.world)
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def main() -> None:  # pragma: no cover - console entry for `python -m targeting`
-    app()
+def main() -> None:
+    """The console entry (`targeting`, `python -m targeting`)."""
+    app(prog_name="targeting")

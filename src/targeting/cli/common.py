@@ -7,13 +7,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
 from targeting.errors import TargetingError
+
+if TYPE_CHECKING:
+    from targeting.training.train import TrainingData
 
 console = Console(stderr=True)
 #: results go to stdout; wide enough for the evaluation tables when piped to a file
@@ -96,8 +99,8 @@ def print_frame(title: str, frame: Any) -> None:
     out.print(tbl)
 
 
-def load_tables(declarations: Path, inspections: Path) -> Any:
-    from targeting.io import read_parquet
-    from targeting.train import TrainingData
+def load_tables(declarations: Path, inspections: Path) -> TrainingData:
+    from targeting.contract.io import read_parquet
+    from targeting.training.train import TrainingData
 
     return TrainingData(read_parquet(declarations), read_parquet(inspections))

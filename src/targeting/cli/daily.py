@@ -1,4 +1,4 @@
-"""The daily batch: `targeting score` (and `targeting report` to redraw a run's report)."""
+"""The daily batch operator's and the reviewing officer's commands: `targeting score`, `targeting report`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from targeting import config as defaults
 from targeting.cli.common import console, handles_errors, out, print_frame, stage_printer
+from targeting.errors import InputFileError
 
 
 @handles_errors
@@ -15,17 +17,19 @@ def score(
     manifests: Annotated[
         list[Path], typer.Argument(help="today's declarations (CSV or Parquet), one or more files")
     ],
-    model: Annotated[str, typer.Option(help="MLflow model URI")] = "models:/targeting@champion",
+    model: Annotated[str, typer.Option(help="MLflow model URI")] = defaults.DEFAULT_MODEL_URI,
     history: Annotated[
         Path | None,
         typer.Option(
             help="folder with past declarations.parquet + inspections.parquet (default: the model's)"
         ),
     ] = None,
-    budget: Annotated[str, typer.Option(help="per-mode capacity, % of the mode's rows or a count")] = (
-        "SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%"
-    ),
-    explore: Annotated[str, typer.Option(help="share of each budget drawn at random (exploration)")] = "10%",
+    budget: Annotated[
+        str, typer.Option(help="per-mode capacity, % of the mode's rows or a count")
+    ] = defaults.DEFAULT_BUDGETS,
+    explore: Annotated[
+        str, typer.Option(help="share of each budget drawn at random (exploration)")
+    ] = defaults.DEFAULT_EXPLORE,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="output folder (default data/processed/<UTC date>)")
     ] = None,
@@ -40,16 +44,17 @@ def score(
     mode within its budget, explain the selected rows, write scores + rejects, log the run to MLflow."""
     import pandas as pd
 
-    from targeting.pipeline import score_files
-    from targeting.score import log_scoring_run, parse_budgets, parse_share
+    from targeting.scoring.decisions import parse_budgets, parse_share
+    from targeting.scoring.job import score_files
+    from targeting.scoring.record import log_scoring_run
 
     budgets, share = parse_budgets(budget), parse_share(explore)
     out_dir = out_dir or Path("data/processed") / pd.Timestamp.now(tz="UTC").date().isoformat()
     say = stage_printer()
-    result, _ = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say, engine=engine,
-                            spark_master=spark_master)  # fmt: skip
+    result = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say, engine=engine,
+                         spark_master=spark_master).result  # fmt: skip
     if report:
-        from targeting.report import write_report
+        from targeting.scoring.report import write_report
 
         say("writing the review report")
         write_report(out_dir)
@@ -70,3 +75,17 @@ def score(
         + (", report.html" if report else "")
         + f"; MLflow run {run_id}"
     )
+
+
+@handles_errors
+def report(
+    folder: Annotated[Path, typer.Argument(help="a scoring run's output folder (written by `targeting score`)")],
+    cards: Annotated[int, typer.Option(help="selected shipments drawn as cards")] = defaults.REPORT_CARDS,
+) -> None:
+    """Draw the review report of a scoring run again (report.html in its folder), e.g. after `score --no-report`."""
+    from targeting.scoring.report import write_report
+
+    if not (folder / "summary.json").exists():
+        raise InputFileError(f"{folder}: not a scoring run folder (no summary.json)")
+    path = write_report(folder, max_cards=cards)
+    out.print(f"wrote {path}")

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
+from targeting import config as defaults
 from targeting.cli.common import console, handles_errors, out, print_frame, summary
+from targeting.config import KcsConfig
 from targeting.errors import InputFileError
 
 
@@ -23,7 +25,7 @@ def validate(
     ] = None,
 ) -> None:
     """Check FILE against the data contract: valid rows and rejects (with reasons) add up to the input."""
-    from targeting.pipeline import validate_file
+    from targeting.contract.files import validate_file
 
     result = validate_file(file, table, out_dir, declarations)
     summary(
@@ -41,12 +43,13 @@ def import_kcs(
     out_dir: Annotated[Path, typer.Option("--out", help="output folder")],
     krw_per_usd: Annotated[
         float, typer.Option(help="fixed KRW per USD rate for declared_value_usd")
-    ] = 1180.1,
-    exam_lag_days: Annotated[int, typer.Option(help="days from filing to the inspection outcome")] = 1,
+    ] = KcsConfig.krw_per_usd,
+    exam_lag_days: Annotated[
+        int, typer.Option(help="days from filing to the inspection outcome")
+    ] = KcsConfig.exam_lag_days,
 ) -> None:
     """Convert the public KCS declarations into contract `declarations` and `inspections` tables."""
-    from targeting.config import KcsConfig
-    from targeting.pipeline import import_kcs_file
+    from targeting.contract.files import import_kcs_file
 
     result = import_kcs_file(
         csv_file, out_dir, KcsConfig(krw_per_usd=krw_per_usd, exam_lag_days=exam_lag_days)
@@ -75,10 +78,10 @@ def history_index(
     """Index a history folder for fast as-of features; rerun whenever its declarations or inspections change
     (scoring and serving ignore an index older than the files and answer from the store, more slowly)."""
     from targeting.cli.common import stage_printer
-    from targeting.pipeline import build_history_index
+    from targeting.history.folder import build_index
 
     say = stage_printer()
-    path, counts = build_history_index(folder, target, progress=say)
+    path, counts = build_index(folder, target, progress=say)
     say("done")
     summary("history index", [("declarations", counts["declarations"]), ("outcomes", counts["outcomes"]),
                               ("entity keys", counts["keys"])], {})  # fmt: skip
@@ -89,7 +92,7 @@ def history_index(
 def simulate(
     preset_name: Annotated[str, typer.Option("--preset", help="tiny, small, dev or full")] = "small",
     seed: Annotated[int, typer.Option(help="master seed (same seed, same bytes)")] = 7,
-    out_dir: Annotated[Path, typer.Option("--out", help="run folder")] = Path("data/raw/sim-small"),
+    out_dir: Annotated[Path, typer.Option("--out", help="run folder")] = Path(defaults.DEFAULT_WORLD),
     daily: Annotated[bool, typer.Option("--daily", help="also write one declarations file per day")] = False,
     prevalence_multiplier: Annotated[float | None, typer.Option(help="scale every pattern's rate")] = None,
 ) -> None:

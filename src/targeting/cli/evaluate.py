@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from targeting.cli.common import handles_errors, out, print_frame, stage_printer
@@ -23,22 +22,13 @@ def kcs(
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
 ) -> None:
     """Protocol A: fit on KCS 2020, report precision at 1/2/5/10 % on 2021 Q1 (label: any fraud); log to MLflow."""
-    import mlflow
-
-    from targeting import tracking
-    from targeting.evaluate.kcs import PAPER, TARGETS, protocol_a
-    from targeting.model import TrainConfig
+    from targeting.config import TrainConfig
+    from targeting.evaluation.kcs import PAPER, TARGETS, log_protocol_a, protocol_a
 
     say = stage_printer()
     result = protocol_a(train_csv, valid_csv, TrainConfig(num_threads=threads, seed=seed), progress=say)
     say("logging to MLflow")
-    tracking.setup()
-    with mlflow.start_run(run_name="protocol-A-kcs"):
-        mlflow.set_tag("protocol", "A")
-        mlflow.log_params({"train_csv": str(train_csv), "valid_csv": str(valid_csv), "seed": seed,
-                           "n_train": result.n_train, "n_test": result.n_test})  # fmt: skip
-        mlflow.log_metrics({k: v for k, v in result.headline.items() if v == v})
-        mlflow.log_table(result.budget, "evaluation/protocol_a_budget.json")
+    log_protocol_a(result, {"train_csv": str(train_csv), "valid_csv": str(valid_csv), "seed": seed})
     say("done")
     print_frame("Protocol A: KCS 2021 Q1, label Fraud (violation)", result.budget.round(4))
     for k in ("precision_at_5pct", "precision_at_10pct"):
@@ -62,14 +52,15 @@ def world(
 ) -> None:
     """Protocol B: train on days [0,240), validate [240,300), then select each mode's daily top BUDGET % on
     [300,365) and report recall and seized-kg against ground truth beside RANDOM, RULE and ORACLE-FEATURES."""
-    import json
-
-    import mlflow
-
-    from targeting import tracking
-    from targeting.config import Target
-    from targeting.evaluate.world import TARGETS, WorldProtocol, load_manifest, protocol_b, wide
-    from targeting.model import TrainConfig
+    from targeting.config import Target, TrainConfig
+    from targeting.evaluation.world import (
+        TARGETS,
+        WorldProtocol,
+        load_manifest,
+        log_protocol_b,
+        protocol_b,
+        wide,
+    )
 
     say = stage_printer()
     days = int(load_manifest(folder)["config"]["days"])
@@ -78,15 +69,8 @@ def world(
     )
     result = protocol_b(folder, TrainConfig(num_threads=threads, seed=seed), protocol, progress=say)
     say("logging to MLflow")
-    tracking.setup()
-    with mlflow.start_run(run_name="protocol-B-world"):
-        mlflow.set_tag("protocol", "B")
-        mlflow.log_params({"world": str(folder.resolve()), "target": target, "budget_pct": budget, "seed": seed,
-                           "train_days": protocol.train_days, "valid_days": protocol.valid_days,
-                           "test_days": protocol.test_days, **result.counts})  # fmt: skip
-        mlflow.log_metrics({k: v for k, v in result.headline.items() if np.isfinite(v)})
-        mlflow.log_table(result.table, "evaluation/protocol_b_recall.json")
-        mlflow.log_text(json.dumps(result.counts, indent=2), "evaluation/protocol_b_counts.json")
+    log_protocol_b(result, protocol, {"world": str(folder.resolve()), "target": target, "budget_pct": budget,
+                                      "seed": seed})  # fmt: skip
     say("done")
     c = result.counts
     out.print(f"test days {protocol.test_days}: {c['test_rows']:,} declarations, {c['test_smuggling']:,} smuggling; "

@@ -10,23 +10,24 @@ from typing import Annotated
 
 import typer
 
+from targeting import config as defaults
 from targeting.cli.common import console, handles_errors
 
 
 @handles_errors
 def serve(
-    model: Annotated[str, typer.Option(help="MLflow model URI")] = "models:/targeting@champion",
-    host: Annotated[str, typer.Option(help="interface to bind (loopback by default)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 5001,
+    model: Annotated[str, typer.Option(help="MLflow model URI")] = defaults.DEFAULT_MODEL_URI,
+    host: Annotated[str, typer.Option(help="interface to bind (loopback by default)")] = defaults.SERVE_HOST,
+    port: Annotated[int, typer.Option(help="TCP port")] = defaults.SERVE_PORT,
     history: Annotated[
         Path | None, typer.Option(help="history folder for the as-of features (default: the model's)")
     ] = None,
-    workers: Annotated[int, typer.Option(help="server worker processes")] = 1,
+    workers: Annotated[int, typer.Option(help="server worker processes")] = defaults.SERVE_WORKERS,
 ) -> None:
     """Serve the model over HTTP: POST declarations (dataframe_split or dataframe_records) to /invocations,
     get each row's risk score, rank within the request and top reasons. Same as `mlflow models serve`."""
     from targeting import tracking
-    from targeting.errors import InputFileError
+    from targeting.history.folder import require_history
 
     # MLflow starts `uvicorn` by name: the interpreter's own bin folder (the venv) must be on PATH
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -37,9 +38,7 @@ def serve(
         "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false",
     }
     if history is not None:
-        if not (history / "declarations.parquet").exists():
-            raise InputFileError(f"--history {history}: no declarations.parquet")
-        env["TARGETING_HISTORY"] = str(history.resolve())
+        env[defaults.HISTORY_ENV] = str(require_history(history).resolve())
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model, "--env-manager", "local",
                "-h", host, "-p", str(port), "--workers", str(workers)]  # fmt: skip
     console.print(f"serving {model} on http://{host}:{port}/invocations  (health: /ping; Ctrl-C stops)")

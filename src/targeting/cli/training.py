@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from targeting import config as defaults
 from targeting.cli.common import (
     handles_errors,
     load_tables,
@@ -15,28 +16,30 @@ from targeting.cli.common import (
     stage_printer,
 )
 
+WORLD = Path(defaults.DEFAULT_WORLD)
+
 
 @handles_errors
 def train(
-    declarations: Annotated[Path, typer.Option(help="declarations Parquet (contract)")] = Path(
-        "data/raw/sim-small/declarations.parquet"
-    ),
-    inspections: Annotated[Path, typer.Option(help="inspections Parquet (contract)")] = Path(
-        "data/raw/sim-small/inspections.parquet"
-    ),
+    declarations: Annotated[Path, typer.Option(help="declarations Parquet (contract)")] = WORLD / "declarations.parquet",
+    inspections: Annotated[Path, typer.Option(help="inspections Parquet (contract)")] = WORLD / "inspections.parquet",
     train_end: Annotated[
-        str, typer.Option(help="end of the training window (exclusive, UTC)")
-    ] = "2023-05-01",
+        str,
+        typer.Option(help=f"end of the training window (exclusive, UTC; empty: {defaults.VALID_DAYS} days "
+                          "before the validation window's end)"),
+    ] = "",
     valid_end: Annotated[
-        str, typer.Option(help="end of the validation window (exclusive, UTC)")
-    ] = "2023-06-30",
+        str,
+        typer.Option(help="end of the validation window (exclusive, UTC; empty: midnight after the last "
+                          "declaration's day)"),
+    ] = "",
     train_start: Annotated[str | None, typer.Option(help="start of the training window")] = None,
     target: Annotated[str, typer.Option(help="hit (DRUG/PRECURSOR) or violation (any finding)")] = "hit",
     register: Annotated[
         bool, typer.Option("--register", help="register as `targeting`, alias challenger")
     ] = False,
-    threads: Annotated[int, typer.Option(help="LightGBM threads")] = 1,
-    seed: Annotated[int, typer.Option(help="random seed")] = 7,
+    threads: Annotated[int, typer.Option(help="LightGBM threads")] = defaults.TrainConfig.num_threads,
+    seed: Annotated[int, typer.Option(help="random seed")] = defaults.TrainConfig.seed,
     propensity_weights: Annotated[
         bool, typer.Option("--propensity-weights", help="weight rows by 1/propensity")
     ] = False,
@@ -53,20 +56,18 @@ def train(
     ] = 0,
 ) -> None:
     """Train on the inspected declarations of a time window, evaluate at budget, log everything to MLflow."""
-    from targeting.features import FeatureConfig
-    from targeting.features.categorical import DEFAULT_COLUMNS
-    from targeting.model import TrainConfig
-    from targeting.splits import time_split
-    from targeting.train import log_run
-    from targeting.train import train as run_training
+    from targeting.config import CATEGORICAL_COLUMNS, FeatureConfig, TrainConfig
+    from targeting.training.registry import log_run
+    from targeting.training.splits import time_split
+    from targeting.training.train import train as run_training
 
     say = stage_printer()
     say("reading tables")
     data = load_tables(declarations, inspections)
-    split = time_split(train_end, valid_end, train_start)
+    split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"])
     extras = tuple(c for c in extra_numeric.split(",") if c)
     extra_cats = tuple(c for c in extra_categorical.split(",") if c)
-    features = FeatureConfig(categorical=(*DEFAULT_COLUMNS, *extra_cats), extra_numeric=extras, seed=seed)
+    features = FeatureConfig(categorical=(*CATEGORICAL_COLUMNS, *extra_cats), extra_numeric=extras, seed=seed)
     config = TrainConfig(features=features, num_threads=threads, seed=seed, propensity_weights=propensity_weights,
                          search_trials=search)  # fmt: skip
     result = run_training(data, split, config, target, progress=say)
@@ -100,7 +101,7 @@ def promote(
     metric: Annotated[str, typer.Option(help="holdout metric to compare (higher is better)")] = "pr_auc",
 ) -> None:
     """Compare challenger with champion on the challenger's validation window; move `champion` if better."""
-    from targeting.promote import promote as run
+    from targeting.training.registry import promote as run
 
     decision = run(force=force, metric=metric)
     out.print(decision)

@@ -1,4 +1,5 @@
-"""What every transformer here shares: pandas in, pandas out (index kept), state as plain JSON."""
+"""What every transformer here shares: pandas in, pandas out (index kept), state as plain JSON, and the
+reason group of every feature it emits (what an officer reads in an explanation)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,30 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+#: reason group -> short label (for pictures); the order is the tie-break when contributions are equal.
+#: Explanations sum each feature's contribution into its group (model/explain.py).
+REASON_GROUPS: dict[str, str] = {
+    "value": "declared value vs peers",
+    "packaging": "weight and packaging",
+    "goods": "goods and tariff line",
+    "description": "goods description",
+    "timing": "filing timing and amendments",
+    "route": "route and origin",
+    "consignee": "consignee history",
+    "consignor": "consignor history",
+    "forwarder": "forwarder history",
+    "declarant": "declarant history",
+    "phone": "linked phone number",
+    "email": "linked e-mail address",
+    "address": "delivery address",
+    "transport": "transport details",
+    "other": "other declared fields",
+}
+
 
 class FrameTransformer(TransformerMixin, BaseEstimator):
-    """A transformer whose fitted state is JSON (so a model artifact never needs pickle)."""
+    """A transformer whose fitted state is JSON (so a model artifact never needs pickle), and which
+    declares the reason group of each feature it emits."""
 
     #: its `feature_columns` spends most of its time in Arrow or NumPy calls that release the GIL, so a
     #: model's matrix can be built with it on a second thread beside the others
@@ -27,6 +49,14 @@ class FrameTransformer(TransformerMixin, BaseEstimator):
     def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         """Each feature's values for the rows of X (arrays or Series in X's order), by feature name."""
         raise NotImplementedError
+
+    def reason_group(self, feature: str) -> str:
+        """The reason group (a key of REASON_GROUPS) of one of this transformer's features."""
+        raise NotImplementedError(f"{type(self).__name__} declares no reason group for {feature!r}")
+
+    def reason_groups(self) -> dict[str, str]:
+        """Feature name -> reason group, for every feature this transformer emits."""
+        return {name: self.reason_group(name) for name in self.get_feature_names_out()}
 
     def _frame(self, X: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame:
         """The named columns as one float64 block (filled once: no per-column frame, reorder or cast copies)."""

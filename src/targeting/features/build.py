@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import FeatureUnion
 
+from targeting.config import FeatureConfig
 from targeting.features.base import FrameTransformer, col
-from targeting.features.categorical import DEFAULT_COLUMNS, CategoricalCodes
+from targeting.features.categorical import CategoricalCodes
 from targeting.features.declaration import DeclarationFeatures
-from targeting.features.history import HistoryFeatures
+from targeting.features.party_history import HistoryFeatures
 from targeting.features.text import TextScore
 
 FEATURE_STATE_VERSION = 1
 TRANSFORMERS: dict[str, type[FrameTransformer]] = {
     "declaration": DeclarationFeatures, "history": HistoryFeatures, "text": TextScore, "categorical": CategoricalCodes,
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class FeatureConfig:
-    categorical: tuple[str, ...] = DEFAULT_COLUMNS
-    #: numeric columns passed through as they are (e.g. the KCS adapter's extras for Protocol A)
-    extra_numeric: tuple[str, ...] = ()
-    min_count: int = 20
-    smoothing: float = 20.0
-    text: bool = True
-    seed: int = 0
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 class ExtraColumns(FrameTransformer):
@@ -45,6 +33,9 @@ class ExtraColumns(FrameTransformer):
     def feature_columns(self, X: pd.DataFrame) -> dict[str, Any]:
         self.get_feature_names_out()
         return {f"extra_{c}": col(X, c) for c in self.columns}
+
+    def reason_group(self, feature: str) -> str:
+        return "other"
 
 
 TRANSFORMERS["extra"] = ExtraColumns
@@ -63,6 +54,11 @@ def build_features(config: FeatureConfig | None = None) -> FeatureUnion:
         parts.append(("extra", ExtraColumns(columns=tuple(config.extra_numeric))))
     union = FeatureUnion(parts, verbose_feature_names_out=False)
     return union.set_output(transform="pandas")
+
+
+def feature_groups(union: FeatureUnion) -> dict[str, str]:
+    """Each feature's reason group, as its transformer declares it."""
+    return {name: group for _, t in union.transformer_list for name, group in t.reason_groups().items()}
 
 
 def categorical_names(union: FeatureUnion) -> list[str]:

@@ -12,12 +12,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from targeting.config import CATEGORICAL_COLUMNS
+from targeting.contract.schema import DECLARATIONS
 from targeting.features.base import FrameTransformer, codes_of, gather
 
-DEFAULT_COLUMNS = ("mode", "origin_country", "goods_origin_country", "load_loc", "discharge_loc",
-                   "consignor_type", "consignee_type", "consignee_addr_type", "package_type", "freight_payment",
-                   "item_category", "container_type", "fcl_lcl", "mail_class", "cn_form", "express_operator",
-                   "hs_code")  # fmt: skip
+#: the reason group of each contract column that may be coded; a column outside the contract (an adapter's
+#: extra, such as KCS's `kcs_import_type`) is "other declared fields"
+COLUMN_GROUPS = {
+    "origin_country": "route", "goods_origin_country": "route", "load_loc": "route", "discharge_loc": "route",
+    "transit_locs": "route", "hs_code": "goods", "item_category": "goods", "mode": "transport",
+    "package_type": "transport", "freight_payment": "transport", "container_type": "transport",
+    "fcl_lcl": "transport", "mail_class": "transport", "cn_form": "transport", "express_operator": "transport",
+    "carrier_id": "transport", "consignee_type": "consignee", "consignee_addr_type": "consignee",
+    "consignor_type": "consignor", "consignor_country": "consignor",
+}  # fmt: skip
 RARE = "__rare__"
 
 
@@ -35,7 +43,7 @@ def _as_text(values: pd.Series) -> pd.Series:
 class CategoricalCodes(FrameTransformer):
     releases_gil = True  # one Arrow hash (dictionary_encode) per column and row, then small lookups
 
-    def __init__(self, columns: tuple[str, ...] = DEFAULT_COLUMNS, min_count: int = 20) -> None:
+    def __init__(self, columns: tuple[str, ...] = CATEGORICAL_COLUMNS, min_count: int = 20) -> None:
         self.columns = columns
         self.min_count = min_count
 
@@ -64,6 +72,12 @@ class CategoricalCodes(FrameTransformer):
             per_value[per_value < 0] = len(vocab) - 1  # unseen in training: the rare code
             data[f"cat_{c}"] = gather(per_value, codes)  # missing stays missing
         return data
+
+    def reason_group(self, feature: str) -> str:
+        column = feature.removeprefix("cat_")
+        if column in DECLARATIONS.names:  # a contract column must have its group declared above
+            return COLUMN_GROUPS[column]
+        return "other"
 
     def _fitted_state(self) -> dict[str, Any]:
         return {**super()._fitted_state(), "vocab_": self.vocab_}

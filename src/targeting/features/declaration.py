@@ -7,11 +7,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from targeting.contract.schema import DECLARATIONS
 from targeting.features.base import FrameTransformer, codes_of, col, gather
-from targeting.history import _seconds
-from targeting.schema import DECLARATIONS
+from targeting.history.store import _seconds
 
 _BOOLEANS = DECLARATIONS.of_kind("bool")
+#: each feature's reason group (a declared boolean by its own entry)
+_GROUPS = {
+    "log_value_usd": "value", "log_value_per_kg": "value", "log_value_per_kg_peer": "value",
+    "value_per_kg_vs_peer": "value", "log_weight_kg": "packaging", "weight_per_package_kg": "packaging",
+    "n_packages": "packaging", "hs_chapter": "goods", "hs_missing": "goods", "lead_days": "timing",
+    "filed_hour": "timing", "amend_count": "timing", "n_transit": "route", "is_transit_cargo": "route",
+    "shipper_account_age_days": "consignor", "known_consignor": "consignor", "consignee_taxid_present": "consignee",
+    "is_reefer": "transport", "seal_discrepancy": "transport", "simplified_clearance": "transport",
+}  # fmt: skip
 
 
 def _log_value_per_kg(X: pd.DataFrame) -> pd.Series:
@@ -85,6 +94,9 @@ class DeclarationFeatures(FrameTransformer):
             **{b: col(X, b) for b in _BOOLEANS},
         }  # fmt: skip
         return data
+
+    def reason_group(self, feature: str) -> str:
+        return _GROUPS[feature]
 
     def _peer_median(self, X: pd.DataFrame, hs_codes: np.ndarray, hs_text: pd.Series) -> np.ndarray:
         """The training window's median log value per kg of the row's HS6 x origin peers, else of its HS6,

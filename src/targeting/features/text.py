@@ -87,6 +87,9 @@ class TextScore(FrameTransformer):
         lengths = self._lengths(texts)
         return {"desc_text_score": score[codes], **{k: v[codes] for k, v in lengths.items()}}
 
+    def reason_group(self, feature: str) -> str:
+        return "description"
+
     def probability(self, X: pd.DataFrame) -> np.ndarray:
         """The description's own probability of a hit (for explanations)."""
         return expit(self.transform(X)["desc_text_score"].to_numpy())

@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 import targeting
-from targeting.io import write_tables, write_text
+from targeting.contract.io import write_tables, write_text
 from targeting.simulate.config import SimConfig
 from targeting.simulate.world import World
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from targeting.schema import DECLARATIONS
+from targeting.contract.schema import DECLARATIONS
 from targeting.simulate.patterns import PATTERNS
 
 BOOLEAN_COLUMNS = DECLARATIONS.of_kind("bool")

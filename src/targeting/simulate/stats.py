@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from targeting.schema import HIT_RESULTS
+from targeting.contract.schema import HIT_RESULTS
 
 MODES = ("SEA", "AIR", "EXPRESS", "POST")
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from targeting.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS, Table
+from targeting.contract.schema import DECLARATIONS, GROUND_TRUTH, INSPECTIONS, Table
 from targeting.simulate import trade
 from targeting.simulate.catalogue import VAGUE_DESCRIPTIONS
 from targeting.simulate.config import MODES, SimConfig

@@ -1,0 +1,5 @@
+"""`python -m targeting`: the same command line as `targeting`."""
+
+from targeting.cli import main
+
+main()

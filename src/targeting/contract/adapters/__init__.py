@@ -1,0 +1,1 @@
+"""Public or national formats mapped onto the contract."""

@@ -1,0 +1,1 @@
+"""The history: past declarations and outcomes, and the as-of answers every feature of a party or route uses."""

@@ -1,0 +1,102 @@
+"""Where as-of answers come from: one policy for the batch, the server and the Spark executors.
+
+Three answerers give the same answers (tests/history/test_index.py); only their cost differs:
+- the index saved beside the history folder, when it is up to date (`targeting history-index`): mapped
+  from disk, it answers a batch of any size by array lookups;
+- else, for a small request (serving), an index built in memory on first use and kept;
+- else, for a large batch, one sort-merge of the batch with the store (`HistoryStore.as_of`), cheaper than
+  indexing when the batch is a good part of the store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from targeting.history.folder import index_folder, load_fresh, read_store
+from targeting.history.index import HistoryIndex, PrefetchedCodes
+from targeting.history.store import HistoryStore
+
+#: batches up to this many rows are answered through an index (serving); larger ones by one sort-merge
+#: with the store, which is cheaper when the batch is a good part of the store
+INDEX_MAX_ROWS = 50_000
+
+Answerer = HistoryStore | HistoryIndex
+
+
+class HistorySource:
+    """The as-of answers of one history folder (or of a given store) for one target."""
+
+    def __init__(self, folder: str | Path | None, target: str, store: HistoryStore | None = None) -> None:
+        """`store`: answer from this store (never from a saved index) instead of reading the folder."""
+        self.folder = str(folder) if folder else ""
+        self.target = str(target)
+        self._store = store
+        self._may_use_saved = store is None
+        self._index: HistoryIndex | None = None
+        self._index_saved = False
+
+    def including(self, rows: pd.DataFrame) -> HistorySource:
+        """This history plus a batch's declarations, so that any subset of the batch is answered as the
+        whole batch would be (what a partitioned engine needs)."""
+        return HistorySource(self.folder, self.target, self.store().including(rows))
+
+    def describe(self) -> str:
+        """Where the answers come from, for the job's progress lines."""
+        if self.saved_index() is not None:
+            return f"the saved history index in {index_folder(self.folder, self.target)}"
+        return "the history store (no up-to-date saved index: `targeting history-index` saves one)"
+
+    def saved_index(self) -> HistoryIndex | None:
+        """The up-to-date index saved beside the history folder, if there is one (looked for once)."""
+        if self._may_use_saved and self.folder:
+            self._may_use_saved = False
+            self._index = load_fresh(self.folder, self.target)
+            self._index_saved = self._index is not None
+        return self._index if self._index_saved else None
+
+    def prepare_for_batch(self) -> None:
+        """Build what a large batch's lookups use in the saved index (if any), so that a caller can do it
+        beside other work."""
+        index = self.saved_index()
+        if index is not None:
+            index.prepare_lookups()
+
+    def answerer(self, n_rows: int) -> Answerer:
+        """Who answers the as-of questions of `n_rows` rows (see the module docstring)."""
+        if self.saved_index() is not None or self._index is not None:
+            assert self._index is not None
+            return self._index
+        store = self.store()
+        if n_rows > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
+            return store
+        self._index, self._index_saved = HistoryIndex(store), False
+        return self._index
+
+    def store(self) -> HistoryStore:
+        """The whole history as a store (read once)."""
+        if self._store is None:
+            self._store = read_store(self.folder or None, self.target)
+        return self._store
+
+    def annotate(self, rows: pd.DataFrame, threads: int = 1,
+                 prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
+        """`rows` with their as-of counts alongside; `prefetched` lookups are used only by the saved index
+        they were made for."""
+        answerer = self.answerer(len(rows))
+        if prefetched is not None and answerer is not self.saved_index():
+            prefetched.claim()  # looked up for another answerer: unused
+            prefetched = None
+        return annotate(rows, answerer, threads, prefetched)
+
+
+def annotate(declarations: pd.DataFrame, answerer: Answerer, threads: int = 1,
+             prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
+    """Declarations with the as-of counts of the store (or its index, which may use `threads` and codes
+    looked up beforehand) alongside (index kept)."""
+    if isinstance(answerer, HistoryStore):
+        counts = answerer.as_of(declarations)
+    else:
+        counts = answerer.as_of(declarations, threads, prefetched)
+    return pd.concat([declarations, counts], axis=1)

@@ -1,0 +1,1 @@
+"""The fitted model: features + LightGBM + calibration, its explanations (TreeSHAP) and its drift profile."""

@@ -1,0 +1,153 @@
+"""Training in three steps: prepare (labelled rows of a time split with their as-of history), fit
+(features + LightGBM + calibration, optionally after a search), evaluate (at the inspection budget).
+
+Only inspected declarations carry labels (decision 3): the model is fitted on the inspected rows of the
+training window and evaluated on the inspected rows of the validation window. The MLflow record of a
+run is `registry.log_run`'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from targeting.config import REFERENCE_ROWS, Target, TrainConfig
+from targeting.contract.labels import labels, parse_target
+from targeting.errors import InputFileError
+from targeting.history.source import annotate
+from targeting.history.store import HistoryStore
+from targeting.metrics import budget_table, ranking, reliability
+from targeting.model.classifier import TargetingModel
+from targeting.model.drift import profile
+from targeting.training.search import SearchResult, search
+from targeting.training.splits import TimeSplit
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingData:
+    declarations: pd.DataFrame
+    inspections: pd.DataFrame
+
+
+@dataclass
+class Prepared:
+    """The labelled rows of a time split, annotated with their as-of history, and the drift sample."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    reference: pd.DataFrame  # a sample of every declaration of the training window (inspected or not)
+    y_train: np.ndarray
+    y_valid: np.ndarray
+    weights: np.ndarray | None  # 1 / selection propensity, with `propensity_weights`
+    target: Target
+    split: TimeSplit
+
+
+@dataclass
+class TrainResult:
+    model: TargetingModel
+    valid_scores: pd.DataFrame  # declaration_id, mode, label, risk_score (inspected validation rows)
+    metrics: dict[str, float]
+    budget: pd.DataFrame
+    calibration: pd.DataFrame
+    importance: pd.DataFrame
+    n_train: int
+    n_valid: int
+    valid_matrix: pd.DataFrame  # up to 2,000 validation rows as the model sees them (for SHAP plots)
+    search: SearchResult | None = None
+
+
+def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
+    """Declarations that were inspected, with `label` and the selection propensity of their first exam."""
+    lab = labels(data.inspections, target)
+    first = data.inspections.drop_duplicates("declaration_id")[["declaration_id", "selection_propensity"]]
+    lab = lab.merge(first, on="declaration_id", how="left")
+    rows = data.declarations.merge(lab, on="declaration_id", how="inner")
+    return rows.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
+
+
+def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Target | str = Target.HIT,
+          progress: Progress | None = None) -> TrainResult:  # fmt: skip
+    """Prepare, fit and evaluate (see the module docstring)."""
+    say = progress or (lambda _s: None)
+    say("history")
+    prepared = prepare(data, split, config, target)
+    model, found = fit(prepared, config, say)
+    say("evaluation")
+    return evaluate(model, prepared, config.seed, found)
+
+
+def prepare(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Target | str) -> Prepared:
+    """The inspected rows of the training and validation windows and a drift sample of the training window,
+    annotated with their as-of history in one pass; one clear error when a window has nothing to learn."""
+    target = parse_target(target)
+    store = HistoryStore.from_tables(data.declarations, data.inspections, target)
+    rows = labelled_rows(data, target)
+    train_rows = rows[split.train.mask(rows["filed_at"])]
+    valid_rows = rows[split.valid.mask(rows["filed_at"])]
+    for name, part in (("training", train_rows), ("validation", valid_rows)):
+        if len(part) == 0:
+            raise InputFileError(f"no inspected declarations in the {name} window")
+    if not train_rows["label"].any():
+        raise InputFileError(f"no positive labels ({target.value}) in the training window {split.train}")
+    # a sample of every declaration of the training window (not only the inspected ones) is the drift
+    # reference that scoring compares its batches with; annotated in the same as-of pass
+    window = data.declarations[split.train.mask(data.declarations["filed_at"])]
+    sample = window.sample(min(REFERENCE_ROWS, len(window)), random_state=config.seed)
+    annotated = annotate(pd.concat([train_rows, valid_rows, sample], ignore_index=True), store)
+    n_tr, n_va = len(train_rows), len(valid_rows)
+    a_train, a_valid, a_ref = (
+        annotated.iloc[:n_tr],
+        annotated.iloc[n_tr : n_tr + n_va],
+        annotated.iloc[n_tr + n_va :],
+    )
+    weights = None
+    if config.propensity_weights:
+        weights = 1.0 / a_train["selection_propensity"].fillna(1.0).clip(lower=0.01).to_numpy()
+    return Prepared(a_train, a_valid, a_ref, a_train["label"].to_numpy(dtype=bool),
+                    a_valid["label"].to_numpy(dtype=bool), weights, target, split)  # fmt: skip
+
+
+def fit(prepared: Prepared, config: TrainConfig, progress: Progress | None = None) -> tuple[TargetingModel, SearchResult | None]:  # fmt: skip
+    """The model of the prepared rows (after `config.search_trials` trials of a search, if any), with its
+    target, windows and drift reference recorded in its metadata."""
+    say = progress or (lambda _s: None)
+    found = None
+    if config.search_trials > 0:
+        say(f"hyperparameter search ({config.search_trials} trials on the training window's last quarter)")
+        found = search(prepared.train, prepared.y_train, config, config.search_trials, weights=prepared.weights)
+        config = replace(config, params={**config.params, **found.best_params})
+    model = TargetingModel.fit(prepared.train, prepared.y_train, prepared.valid, prepared.y_valid, config,
+                               prepared.weights, progress=say)  # fmt: skip
+    model.meta.target = prepared.target.value
+    model.meta.train_window, model.meta.valid_window = str(prepared.split.train), str(prepared.split.valid)
+    ref_matrix = model.matrix(prepared.reference)
+    ref_scores = model.probability(model.raw_score(ref_matrix))
+    model.meta.reference = profile(ref_matrix, ref_scores, model.meta.categorical_features)
+    return model, found
+
+
+def evaluate(model: TargetingModel, prepared: Prepared, seed: int, found: SearchResult | None = None) -> TrainResult:
+    """Precision and recall at budget per mode, ranking metrics, calibration and feature importance on the
+    inspected rows of the validation window."""
+    a_valid, y_valid = prepared.valid, prepared.y_valid
+    score = model.predict_annotated(a_valid)
+    scores = pd.DataFrame({"declaration_id": a_valid["declaration_id"].to_numpy(), "mode": a_valid["mode"].to_numpy(),
+                           "label": y_valid, "risk_score": score})  # fmt: skip
+    budget = budget_table(scores)
+    metrics = ranking(y_valid, score)
+    for row in budget.itertuples():
+        k = f"{row.budget_pct:g}pct"
+        metrics[f"precision_at_{k}_{row.slice}"] = row.precision
+        metrics[f"recall_at_{k}_{row.slice}"] = row.recall
+    imp = pd.DataFrame({"feature": model.feature_names,
+                        "gain": model.booster.feature_importance("gain"),
+                        "splits": model.booster.feature_importance("split")}).sort_values("gain", ascending=False)  # fmt: skip
+    sample = model.matrix(a_valid.sample(min(2000, len(a_valid)), random_state=seed))
+    return TrainResult(model, scores, metrics, budget, reliability(y_valid, score), imp, len(prepared.train),
+                       len(a_valid), sample, found)  # fmt: skip
