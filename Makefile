@@ -14,8 +14,8 @@ export OMP_WAIT_POLICY := passive
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# --compile-bytecode: this machine sets PYTHONDONTWRITEBYTECODE, so without .pyc files written at install every
-# command compiled mlflow, sklearn and lightgbm again (imports 7.6 s -> 2.8 s)
+# --compile-bytecode: these machines set PYTHONDONTWRITEBYTECODE, so without .pyc files written at install
+# every command would compile mlflow, sklearn and lightgbm again
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
@@ -26,8 +26,8 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP) ## create .venv with the locked dependencies and the package
 
 # the optional Spark engine (pyspark, the `spark` extra) for its test; Java 17 comes with the machine.
-# --no-cache: pyspark is a 300 MB sdist that uv built anew on every install (~20 s, never reusing a cached
-# build) and kept each build in ~/.cache/uv, ~1.9 GB per `make test`: 72 GB had piled up on this machine
+# --no-cache: pyspark is a large sdist that uv builds anew on every install without reusing its cached
+# build, so the cache would only grow by one build per install
 SPARK_STAMP := $(VENV)/.installed-spark
 $(SPARK_STAMP): $(STAMP) requirements-spark.lock
 	$(BIN)/uv pip install --quiet --no-cache --compile-bytecode --python $(BIN)/python -r requirements-spark.lock

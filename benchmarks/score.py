@@ -40,10 +40,9 @@ os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
 from targeting.contract.io import read_parquet
 from targeting.config import TrainConfig
-from targeting.training.registry import promote
 from targeting.training.splits import time_split
 from targeting.training.train import TrainingData, train
-from targeting.training.registry import log_run
+from targeting.training.registry import log_run, promote
 world = Path({world!r})
 decl, insp = read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet")
 decl = decl.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
@@ -71,14 +70,15 @@ os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 {recorder}
 say("imports")  # what `targeting score` imports (the floor's imports are not timed either)
 import lightgbm, mlflow.pyfunc, mlflow.store.tracking.sqlalchemy_store, sklearn.linear_model
-import targeting.model.drift, targeting.model.explain, targeting.history.index, targeting.serving.pyfunc, targeting.contract.validate
-import targeting.history._compiled, targeting.model._compiled
-from targeting.scoring.job import score_files
-from targeting.scoring.report import write_report
+import targeting.model.drift, targeting.model.explain, targeting.history.index, targeting.serving.pyfunc
+import targeting.contract.validate, targeting.history._compiled, targeting.model._compiled
 from targeting.config import DEFAULT_BUDGETS
 from targeting.scoring.decisions import parse_budgets
-result, manifests = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history",
-                                cache / "out", parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
+from targeting.scoring.job import score_files
+from targeting.scoring.report import write_report
+run = score_files([cache / "manifest.parquet"], "models:/targeting@champion", cache / "history", cache / "out",
+                  parse_budgets(DEFAULT_BUDGETS), 0.1, progress=say)
+result, manifests = run.result, run.manifests
 if {report}:
     say("report (100 cards)")
     write_report(cache / "out")
@@ -102,9 +102,8 @@ cache = Path({cache!r}).resolve()
 os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
 os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
-import mlflow
-scorer = mlflow.pyfunc.load_model({model_uri!r}).unwrap_python_model()
-scorer.use_history(cache / "history")
+from targeting.serving.pyfunc import load_scorer
+scorer, _ = load_scorer({model_uri!r}, cache / "history")
 x = np.ascontiguousarray(scorer.score_rows(pq.read_table(cache / "manifest.parquet").to_pandas()).matrix
                          .to_numpy(np.float32))  # built outside the timings: the floor starts from it
 booster = scorer.model.booster

@@ -36,12 +36,11 @@ os.chdir(cache)
 os.environ["MLFLOW_TRACKING_URI"] = "sqlite:///" + str(cache / "mlflow.db")
 from targeting.contract.io import read_parquet
 from targeting.config import TrainConfig
-from targeting.training.registry import promote
 from targeting.simulate.config import preset
 from targeting.simulate.run import simulate
 from targeting.training.splits import time_split
 from targeting.training.train import TrainingData, train
-from targeting.training.registry import log_run
+from targeting.training.registry import log_run, promote
 world = simulate(preset("small", seed=7), cache / "world", daily=True)
 data = TrainingData(read_parquet(world / "declarations.parquet"), read_parquet(world / "inspections.parquet"))
 result = train(data, time_split("2023-05-01", "2023-06-30"), TrainConfig())

@@ -26,13 +26,11 @@ _CODE = """
 import numpy as np, pandas as pd
 from dataclasses import replace
 from pathlib import Path
-from targeting.config import Target
+from targeting.config import Target, TrainConfig
 from targeting.evaluation.world import WorldProtocol, day_index, load_world, recall_table
-from targeting.features.build import build_features
-from targeting.features.build import categorical_names
+from targeting.features.build import build_features, categorical_names
 from targeting.history.store import HistoryStore
 from targeting.contract.labels import labels
-from targeting.config import TrainConfig
 from targeting.history.source import annotate
 from targeting.model.classifier import fit_booster
 decl, insp, truth, world = load_world(Path({world!r}))

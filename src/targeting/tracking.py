@@ -67,9 +67,8 @@ def requirement_mismatches(requirements: list[str]) -> list[str]:
 
 def load_pyfunc(model_uri: str) -> PyFuncModel:
     """`mlflow.pyfunc.load_model`, with its environment check done here: MLflow's maps every installed
-    distribution's files to modules first (0.45 s of a scoring job's loading thread); comparing the
-    model's pinned requirements with the installed versions takes ~10 ms. A mismatch is a warning, as
-    in MLflow."""
+    distribution's files to modules first, while comparing the model's pinned requirements with the
+    installed versions is enough. A mismatch is a warning, as in MLflow."""
     import logging
     import platform
 

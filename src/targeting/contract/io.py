@@ -77,7 +77,7 @@ def _read_parquet_raw(path: Path, dictionary: Collection[str] = ()) -> RawTable:
             text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
             dictionary = [c for c in dictionary if c in text]
         # one chunk per row group (pq.read_table splits each into batches of 128 Ki rows, and a later
-        # take of a few rows, the selected ones, joins every column's chunks first: 60 ms a million rows)
+        # take of a few rows, the selected ones, would join every column's chunks first)
         tbl = pq.ParquetFile(path, read_dictionary=list(dictionary) or None).read(use_threads=True)
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
@@ -101,7 +101,7 @@ def _decoded(tbl: pa.Table, names: list[str]) -> tuple[pa.Table, dict[str, tuple
         codes = [pc.fill_null(chunk.indices, -1).to_numpy() for chunk in column.chunks]
         positions = np.concatenate(codes).astype(np.int32) if codes else np.zeros(0, np.int32)
         # decoded straight to the large_string pandas holds text in: decoded to `string`, to_pandas would
-        # widen every offset again (8 MB of fresh memory per column and million rows)
+        # widen every offset again, in fresh memory
         return column.cast(pa.large_string()), (values, positions)
 
     with ThreadPoolExecutor(2) as pool:
@@ -227,8 +227,8 @@ def write_text_values(values: pd.Index | pd.Series, path: str | Path) -> Path:
 
 
 def read_text_values(path: str | Path) -> pd.Index:
-    """The values of `write_text_values` as a pandas `str` index over the file's pages (memory-mapped:
-    the 2.2 M ids of a history load in ~2 ms instead of ~150 ms from Parquet)."""
+    """The values of `write_text_values` as a pandas `str` index over the file's pages (memory-mapped, so
+    the ids of a large history load without being decoded as Parquet would be)."""
     import pyarrow.ipc as ipc
 
     try:
@@ -244,7 +244,7 @@ def arrow_text(values: pd.Series | pd.Index) -> pa.Array:
     if values.dtype == object:
         return pa.array(values.to_numpy(dtype=object), pa.large_string())
     column = pa.chunked_array(pa.array(values.array))
-    # one chunk is taken as it is (combine_chunks would copy it: ~25 MB of fresh memory per million ids)
+    # one chunk is taken as it is (combine_chunks would copy it into fresh memory)
     column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     return column if column.type == pa.large_string() else column.cast(pa.large_string())
 
@@ -256,7 +256,7 @@ def text_series(values: pa.Array | pa.ChunkedArray) -> pd.Series:
 
 def strictly_ascending(values: pd.Series) -> bool:
     """Whether a text column has no missing value and each value sorts after the one before (so none
-    repeats): one pass of Arrow comparisons, 4 ms for a million ids. Manifests usually come sorted by id,
+    repeats): one pass of Arrow comparisons. Manifests usually come sorted by id,
     and validation and ranking then skip a hash table or a sort of the ids."""
     if len(values) < 2 or not isinstance(values.array, pd.arrays.ArrowStringArray) or values.hasnans:
         return False
@@ -320,7 +320,7 @@ def _write_one(table: pa.Table, path: Path, fmt: str) -> None:
 
 
 def _write_csv(table: pa.Table, path: Path) -> None:
-    """CSV through Arrow's writer (several times faster than pandas on a million rows): timestamps as
+    """CSV through Arrow's writer (faster than pandas on large tables): timestamps as
     ISO 8601 with microseconds and Z, booleans as true/false, missing values as empty cells."""
     for i, spec in enumerate(table.schema):
         if pa.types.is_timestamp(spec.type):
@@ -329,8 +329,8 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 
 
 def _iso_text(column: pa.ChunkedArray) -> pa.Array:
-    """UTC timestamps as ISO 8601 text with a Z, each distinct value formatted once (Arrow's strftime
-    costs ~1 s per million values; a day's scores share a single `scored_at`)."""
+    """UTC timestamps as ISO 8601 text with a Z, each distinct value formatted once (Arrow's strftime per
+    value is slow, and a day's scores share a single `scored_at`)."""
     encoded = pc.dictionary_encode(column.combine_chunks())
     text = pc.strftime(encoded.dictionary, format="%Y-%m-%dT%H:%M:%S")  # %S carries the fraction
     return pc.binary_join_element_wise(text, pa.scalar("Z"), "").take(encoded.indices)

@@ -296,7 +296,7 @@ def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems,
         c: found for c, found in (distinct or {}).items() if c in typed.columns and table.column(c).coded
     }
     register_backends()
-    # a unique column that strictly ascends has no repeat: no hash check by pandera (0.13 s a million ids)
+    # a unique column that strictly ascends has no repeat: no hash check by pandera
     ascending = {c for c in typed.columns if table.column(c).unique and strictly_ascending(typed[c])}
     failures = _failures(_pandera_schema(table, list(typed.columns), by_value, ascending), typed)
     if by_value:
@@ -350,7 +350,7 @@ def _mode_rules(typed: pd.DataFrame, table: Table, problems: _Problems) -> None:
     if MODE not in typed.columns:
         return
     # the modes factorized once: a column's rule is then a lookup among a handful of codes, not a pass over
-    # a million strings per column (1 M rows, 10 columns: 0.19 -> ~0.06 s)
+    # every row's mode per column
     codes, modes = pd.factorize(typed[MODE], use_na_sentinel=True)
     for col in table.columns:
         if col.modes is None or col.name not in typed.columns:

@@ -55,8 +55,8 @@ def _values(series: pd.Series) -> pd.Series:
 
 class PrefetchedCodes:
     """The stored codes of a large batch's key columns, and which of its ids are stored (the `IDS` column,
-    a mask), looked up on another thread before the batch is validated (a million rows: ~1.5 s of set
-    lookups, done while validation leaves a core idle). They are looked up for the rows as read, which
+    a mask), looked up on another thread before the batch is validated (set lookups that are a large part
+    of a big batch's as-of cost, done while validation leaves a core idle). They are looked up for the rows as read, which
     are the validated rows' values for Parquet text columns; `rows` then picks the validated rows.
     `as_of` claims them: a column whose lookup has not started by then is cancelled and looked up by
     `as_of` itself, on its own threads."""
@@ -290,9 +290,9 @@ class HistoryIndex:
         return self._ids_table
 
     def stored_ids(self, ids: pd.Series) -> np.ndarray:
-        """Which ids the store holds. A large batch probes the kept table of the 2.2 M stored ids (Arrow's
-        `is_in` rebuilt its own on every call: 0.7 s, against 0.1 s for the probe); a small query (serving)
-        the pandas hash table of the ids, also built on first use and kept."""
+        """Which ids the store holds. A large batch probes the kept table of the stored ids (Arrow's `is_in`
+        would rebuild its own hash table on every call); a small query (serving) the pandas hash table of
+        the ids, also built on first use and kept."""
         if len(ids) > SET_LOOKUP_ROWS:
             return self._id_table().positions(arrow_text(ids)) >= 0
         return self.ids.get_indexer(ids) >= 0
@@ -430,7 +430,7 @@ class HistoryIndex:
 
         def array(label: str) -> np.ndarray:
             # mapped read-only from the page cache, not copied into fresh memory: they are only read, and
-            # most of the 270 MB are never touched by a day's batch
+            # most of them are never touched by a day's batch
             return np.load(folder / f"{label}.npy", mmap_mode="r", allow_pickle=False)
 
         keys = {}

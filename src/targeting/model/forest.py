@@ -1,7 +1,7 @@
 """The booster's trees as flat arrays, walked by a compiled loop: `Booster.predict(raw_score=True)`'s
-answers, bit for bit, in ~70 % of its time.
+answers, bit for bit, in less of its time (`python -m benchmarks score` prints both).
 
-Why: scoring a daily batch is mostly tree walking (a million rows through 155 trees), and LightGBM's
+Why: scoring a daily batch is mostly tree walking (a million rows through every tree), and LightGBM's
 dense predict spends part of it building a (feature, value) list per row and walking one row through
 every tree before the next. The compiled loop (`_compiled.walk_forest`) walks blocks of 4,096 rows tree
 by tree, reading the float32 matrix in place, in either memory order.

@@ -70,7 +70,7 @@ def waterfall(groups: pd.DataFrame, expected_value: float, max_display: int = 8)
 
 
 #: from this many cards on, the waterfalls are drawn by two worker processes (matplotlib is not
-#: thread-safe; each worker pays ~2 s to start, a card ~0.25 s)
+#: thread-safe; a worker's start costs as much as several cards)
 PARALLEL_CARDS = 16
 
 

@@ -42,7 +42,7 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         from targeting.model import _compiled as model_loops
 
         model = TargetingModel.load(context.artifacts["model_dir"])
-        _ = model.forest  # the trees parsed for the compiled walker while loading (~15 ms)
+        _ = model.forest  # the trees parsed for the compiled walker while loading, not on the first request
         model_loops.load()  # and the compiled loops loaded (from numba's cache) before the first request
         history_loops.load()
         config = getattr(context, "model_config", None) or {}
