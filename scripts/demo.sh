@@ -4,37 +4,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 T=.venv/bin/targeting
 KCS=../shared/external/customs-declaration-datasets
+WORLD=data/raw/sim-small
 
 echo "== 1. generate the simulated customs world (preset small, seed 7) unless it is already there"
-if [ ! -f data/raw/sim-small/manifest.json ]; then
-  $T simulate --preset small --seed 7 --out data/raw/sim-small --daily
+if [ ! -f "$WORLD/manifest.json" ]; then
+  $T simulate --preset small --seed 7 --out "$WORLD" --daily
 fi
-$T validate data/raw/sim-small/inspections.parquet --table inspections \
-  --declarations data/raw/sim-small/declarations.parquet
+$T validate "$WORLD/inspections.parquet" --table inspections --declarations "$WORLD/declarations.parquet"
 
-echo "== 1b. import the public KCS declarations into the data contract"
+echo "== 2. import the public KCS declarations into the data contract and validate the result"
 $T import-kcs "$KCS/df_syn_train_eng.csv" --out data/raw/kcs-train
-
-echo "== 2. validate the imported tables (every row accounted for)"
 $T validate data/raw/kcs-train/declarations.parquet --out data/interim/kcs-train-validated
 $T validate data/raw/kcs-train/inspections.parquet --table inspections \
   --declarations data/raw/kcs-train/declarations.parquet
 
-echo "== 3. train on the simulated world (inspected rows, time split), log to MLflow, register as challenger"
-$T train --declarations data/raw/sim-small/declarations.parquet \
-  --inspections data/raw/sim-small/inspections.parquet \
-  --train-end 2023-05-01 --valid-end 2023-06-30 --register
+echo "== 3. train on the world's inspected declarations (validation: its last 60 days), log to MLflow, register as challenger"
+$T train --declarations "$WORLD/declarations.parquet" --inspections "$WORLD/inspections.parquet" --register
 
 echo "== 4. promote the challenger if it beats the champion on the same holdout"
 $T promote
 
-echo "== 4b. index the history folder for as-of features (rerun whenever its declarations or inspections change)"
-$T history-index data/raw/sim-small
+echo "== 5. index the history folder for as-of features (rerun whenever its declarations or inspections change)"
+$T history-index "$WORLD"
 
-echo "== 5. score the last day's manifest with the champion: budgets per mode, 20 % of each kept for exploration"
-LAST_DAY=$(ls data/raw/sim-small/declarations/*.parquet | tail -1)
+echo "== 6. score the last day's manifest with the champion: budgets per mode, 20 % of each kept for exploration"
+LAST_DAY=$(ls "$WORLD"/declarations/*.parquet | tail -1)
 DAY=$(basename "$LAST_DAY" .parquet)
-$T score "$LAST_DAY" --model models:/targeting@champion --history data/raw/sim-small \
+$T score "$LAST_DAY" --model models:/targeting@champion --history "$WORLD" \
   --budget SEA=5%,AIR=3%,POST=2%,EXPRESS=2% --explore 20% --out "data/processed/$DAY"
 
 echo

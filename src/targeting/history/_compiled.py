@@ -36,14 +36,11 @@ import numpy as np
 import pyarrow as pa
 from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
+from targeting._numba import Loops, array_type, floats, ints
 from targeting.history.store import _SPAN as SPAN  # composite key = code * SPAN + second
 
 #: batches smaller than this keep their per-value counts by a dense number per distinct value, not by code
 DENSE_BELOW = 100_000
-
-
-_compiled: dict[str, Any] = {}
-
 
 
 def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, new: np.ndarray, n_codes: int,
@@ -60,28 +57,25 @@ def answer_key(code: np.ndarray, seconds: np.ndarray, order: np.ndarray | None, 
     # so that a one-row request does not allocate counts for every stored value
     slot = code if len(code) >= DENSE_BELOW else np.unique(code, return_inverse=True)[1]
     order = order if order is not None else np.zeros(0, np.int64)
-    load()["answer_key"](_ints(code), _ints(slot.reshape(-1)), _ints(seconds), _ints(order),
-                         np.ascontiguousarray(new, np.bool_), int(n_codes), *[_ints(a) for a in stored],
-                         np.ascontiguousarray(inspected, np.bool_), _ints(orphans[0]), _ints(orphans[1]),
-                         _floats(orphans[2]), bool(party), *columns)  # fmt: skip
-
+    load()["answer_key"](ints(code), ints(slot.reshape(-1)), ints(seconds), ints(order),
+                         np.ascontiguousarray(new, np.bool_), int(n_codes), *[ints(a) for a in stored],
+                         np.ascontiguousarray(inspected, np.bool_), ints(orphans[0]), ints(orphans[1]),
+                         floats(orphans[2]), bool(party), *columns)  # fmt: skip
 
 
 def lower_bounds(events: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """`np.searchsorted(events, queries)` (side left) for sorted int64 `events`, galloping forward from the
     previous answer while the queries ascend: a batch's million sorted queries cost one pass over the
     events instead of a million binary searches."""
-    return load()["lower_bounds"](_ints(events), _ints(queries))
-
+    return load()["lower_bounds"](ints(events), ints(queries))
 
 
 def first_per_key(key: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """`history.first_per_key` (each key's earliest row, ties in time: the first listed; in ascending key
     order) by one pass through a hash table of the keys and a sort of the distinct keys only, instead of
     a two-key lexsort of every row, releasing the GIL for the pass."""
-    rows = load()["first_rows"](_ints(key), _ints(seconds))
+    rows = load()["first_rows"](ints(key), ints(seconds))
     return rows[np.argsort(key[rows])]
-
 
 
 class StringTable:
@@ -104,12 +98,10 @@ class StringTable:
         return load()["lookup"](q_offsets, q_data, q_valid, self.table, self.bits, self._offsets, self._data)
 
 
-
 def _large(values: pa.Array | pa.ChunkedArray) -> pa.LargeStringArray:
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     return values.cast(pa.large_string())
-
 
 
 def _buffers(values: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,37 +114,14 @@ def _buffers(values: pa.LargeStringArray) -> tuple[np.ndarray, np.ndarray, np.nd
     return offsets, data, np.ascontiguousarray(valid, np.bool_)
 
 
-
-def load() -> dict[str, Any]:
-    """The compiled loops: from numba's on-disk cache after the first run, compiled (a few seconds) on
-    it. Scoring loads them on its loading thread, beside validation."""
-    if not _compiled:
-        _compiled.update(_compile())
-    return _compiled
-
-
-
-def _ints(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, np.int64)
-
-
-
-def _floats(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float64)
-
-
-
 def _compile() -> dict[str, Any]:
     """The loops, typed (read-only inputs accept any array) and compiled or loaded from numba's cache."""
 
-    def array(kind: Any, readonly: bool = True) -> Any:
-        return types.Array(kind, 1, "C", readonly=readonly)
-
-    ints, floats, out = array(types.int64), array(types.float64), array(types.float64, readonly=False)
-    answer = types.void(ints, ints, ints, ints, array(types.boolean), types.int64, *[ints] * 6, array(types.boolean),
+    ints, floats, out = array_type(types.int64), array_type(types.float64), array_type(types.float64, readonly=False)
+    answer = types.void(ints, ints, ints, ints, array_type(types.boolean), types.int64, *[ints] * 6, array_type(types.boolean),
                         *[ints] * 2, floats, types.boolean, *[out] * 5)  # fmt: skip
     counts = types.Array(types.int64, 1, "C")
-    data, valid = array(types.uint8), array(types.boolean)
+    data, valid = array_type(types.uint8), array_type(types.boolean)
     return {
         "answer_key": njit(answer, nogil=True, cache=True)(_answer),
         "lower_bounds": njit(counts(ints, ints), nogil=True, cache=True)(_lower_bounds),
@@ -160,6 +129,10 @@ def _compile() -> dict[str, Any]:
         "build": njit(counts(ints, data, valid, types.int64), nogil=True, cache=True)(_build),
         "lookup": njit(counts(ints, data, valid, ints, types.int64, ints, data), nogil=True, cache=True)(_lookup),
     }
+
+
+#: the loops by name, compiled or loaded from numba's cache on first use
+load = Loops(_compile)
 
 
 # The loops are module-level functions (numba's cache does not find closures again in a new process);
@@ -179,7 +152,6 @@ def _count_before(events, starts, c, at):  # type: ignore[no-untyped-def]
         else:
             b = m
     return a - lo
-
 
 
 def _answer(code, slot, seconds, order, new, n_codes, decl, decl_start, insp, insp_start, hits, hits_start,  # type: ignore[no-untyped-def]
@@ -245,7 +217,6 @@ def _answer(code, slot, seconds, order, new, n_codes, decl, decl_start, insp, in
             out_last[i] = last
 
 
-
 def _lower_bounds(events, queries):  # type: ignore[no-untyped-def]
     m = len(events)
     out = np.empty(len(queries), np.int64)
@@ -268,7 +239,6 @@ def _lower_bounds(events, queries):  # type: ignore[no-untyped-def]
                 hi = mid
         out[i] = pos
     return out
-
 
 
 def _first_rows(key, seconds):  # type: ignore[no-untyped-def]
@@ -304,7 +274,6 @@ def _first_rows(key, seconds):  # type: ignore[no-untyped-def]
     return out
 
 
-
 @njit(nogil=True, cache=True)
 def _hash63(buf, start, end):  # type: ignore[no-untyped-def]
     h = np.uint64(14695981039346656037)  # FNV-1a, then murmur3's finaliser to spread the bits
@@ -318,7 +287,6 @@ def _hash63(buf, start, end):  # type: ignore[no-untyped-def]
     return np.int64(h >> np.uint64(1))
 
 
-
 @njit(nogil=True, cache=True)
 def _same(a, a_start, a_end, b, b_start, b_end):  # type: ignore[no-untyped-def]
     if a_end - a_start != b_end - b_start:
@@ -327,7 +295,6 @@ def _same(a, a_start, a_end, b, b_start, b_end):  # type: ignore[no-untyped-def]
         if a[a_start + k] != b[b_start + k]:
             return False
     return True
-
 
 
 def _build(offsets, buf, ok, bits):  # type: ignore[no-untyped-def]
@@ -351,7 +318,6 @@ def _build(offsets, buf, ok, bits):  # type: ignore[no-untyped-def]
                 break  # a repeated value keeps its first position
             slot = (slot + 1) & mask
     return table
-
 
 
 def _lookup(q_offsets, q_buf, q_ok, table, bits, s_offsets, s_buf):  # type: ignore[no-untyped-def]

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit, types  # imported with the module: the compiled loops load later, from disk
 
-_compiled: dict[str, Any] = {}
-
+from targeting._numba import Loops, array_type, floats
 
 
 def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray | None = None) -> np.ndarray:
@@ -31,7 +30,7 @@ def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray
     x = np.ascontiguousarray(x)
     x = x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
     by_codes = codes is not None
-    bounds = _floats(codes if by_codes else edges if edges is not None else np.zeros(0))
+    bounds = floats(codes if by_codes else edges if edges is not None else np.zeros(0))
     if not by_codes:  # a value's bin is the number of edges at or below it, whatever their order
         bounds = np.sort(bounds)
     raw = kernel(x, bounds, by_codes)  # [not finite, +inf, per bound: values >= it (or == it)]
@@ -52,7 +51,6 @@ def bin_counts(x: np.ndarray, edges: np.ndarray | None = None, codes: np.ndarray
     return counts
 
 
-
 def walk_forest(x: np.ndarray, forest: Any, start: int, stop: int, out: np.ndarray) -> None:
     """Fill `out[start:stop]` with the raw scores of rows `start:stop` of the float32 matrix `x` (any
     memory order) under `forest` (a `forest.CompiledForest`); releases the GIL."""
@@ -61,37 +59,23 @@ def walk_forest(x: np.ndarray, forest: Any, start: int, stop: int, out: np.ndarr
                           f.leaf_value, int(start), int(stop), out)  # fmt: skip
 
 
-
-def load() -> dict[str, Any]:
-    """The compiled loops: from numba's on-disk cache after the first run, compiled (a few seconds) on
-    it. Scoring loads them on its loading thread, beside validation."""
-    if not _compiled:
-        _compiled.update(_compile())
-    return _compiled
-
-
-
-def _floats(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, np.float64)
-
-
-
 def _compile() -> dict[str, Any]:
     """The loops, typed (read-only inputs accept any array) and compiled or loaded from numba's cache."""
 
-    def array(kind: Any, readonly: bool = True) -> Any:
-        return types.Array(kind, 1, "C", readonly=readonly)
-
-    floats, out = array(types.float64), array(types.float64, readonly=False)
+    floats, out = array_type(types.float64), array_type(types.float64, readonly=False)
     counts = types.Array(types.int64, 1, "C")
-    bins = [counts(array(t), floats, types.boolean) for t in (types.float32, types.float64)]
-    int32s = array(types.int32)
+    bins = [counts(array_type(t), floats, types.boolean) for t in (types.float32, types.float64)]
+    int32s = array_type(types.int32)
     walk = types.void(types.Array(types.float32, 2, "A", readonly=True), *[int32s] * 2, floats, *[int32s] * 4,
-                      array(types.uint32), floats, types.int64, types.int64, out)  # fmt: skip
+                      array_type(types.uint32), floats, types.int64, types.int64, out)  # fmt: skip
     return {
         "bin_counts": njit(bins, nogil=True, cache=True)(_bins),
         "walk_forest": njit(walk, nogil=True, cache=True)(_walk_forest),
     }
+
+
+#: the loops by name, compiled or loaded from numba's cache on first use
+load = Loops(_compile)
 
 
 # The loops are module-level functions (numba's cache does not find closures again in a new process);
@@ -119,14 +103,12 @@ def _bins(x, bounds, by_codes):  # type: ignore[no-untyped-def]
     return out
 
 
-
 #: LightGBM's kZeroThreshold (1e-35f): its dense reader drops values this close to zero
 _ZERO = 1.0000000180025095e-35
 
 #: rows walked tree by tree: a block's rows stay in cache while each tree is walked (the fastest block
 #: size measured, docs/performance.md)
 _BLOCK = 4096
-
 
 
 def _walk_forest(x, roots, feature, threshold, child, flags, cat_start, cat_len, cat_words, leaf_value,  # type: ignore[no-untyped-def]
