@@ -126,6 +126,8 @@ SERVE_WORKERS = 1
 
 #: the history folder a served model answers from (default: the one recorded when it was trained)
 HISTORY_ENV = "TARGETING_HISTORY"
+#: set (to 1) to serve without any history, explicitly: every party is then new
+NO_HISTORY_ENV = "TARGETING_NO_HISTORY"
 #: LightGBM and as-of threads for scoring (default: up to 2, the cores of this project's machines)
 THREADS_ENV = "TARGETING_THREADS"
 

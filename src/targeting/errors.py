@@ -23,3 +23,8 @@ class LeakageError(TargetingError):
 
 class ModelNotFoundError(TargetingError):
     """A model URI does not resolve to a registered or logged model."""
+
+
+class ModelArtifactError(TargetingError):
+    """A logged model's files are damaged: they do not match the checksums recorded when it was saved, or
+    cannot be parsed."""

@@ -62,3 +62,16 @@ def test_csv_timestamps_are_iso_8601_utc_with_z_and_missing_ones_empty(tmp_path:
     lines = (tmp_path / "t.csv").read_text().splitlines()
     assert lines[1:] == ['"a","2024-03-02T08:15:00.500000Z"', '"b",', '"c","2024-03-02T08:15:00.500000Z"',
                          '"d","2023-12-31T23:59:59.000000Z"']  # fmt: skip
+
+
+def test_csv_for_people_neutralises_formulas_and_parquet_keeps_every_value(tmp_path: Path) -> None:
+    """OWASP's rule for CSV injection: a text cell beginning with =, +, -, @, tab or carriage return gets a
+    leading apostrophe in the CSV; numbers and other text are written as they are."""
+    values = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2+3", "@cmd", "\tTAB", "\rCR", "plain",
+              "a=b", None]  # fmt: skip
+    frame = pd.DataFrame({"declaration_id": values, "risk_score": [-1.5, 0, 1, 2, 3, 4, 5, 6, 7]})
+    write_tables({tmp_path / "x.csv": frame, tmp_path / "x.parquet": frame})
+    back = pd.read_csv(tmp_path / "x.csv", dtype={"declaration_id": str}, keep_default_na=False)
+    assert back["declaration_id"].tolist() == ["'" + v for v in values[:6]] + ["plain", "a=b", ""]
+    assert back["risk_score"].tolist() == [-1.5, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert pd.read_parquet(tmp_path / "x.parquet")["declaration_id"].tolist()[:8] == values[:8]

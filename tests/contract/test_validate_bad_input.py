@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from targeting.cli import app
 from targeting.contract.io import read_raw
-from targeting.contract.schema import DECLARATIONS, INSPECTIONS
+from targeting.contract.schema import DECLARATIONS, INSPECTIONS, time_range
 from targeting.contract.validate import check_inspections_against, validate_frame
 from targeting.errors import InputFileError, SchemaError
 from tests.helpers import GOOD_DECLARATION, GOOD_INSPECTION, write_csv
@@ -328,3 +328,63 @@ def test_code_list_rules_checked_per_distinct_value_give_the_same_rejects(tmp_pa
     assert per_row.n_rejected > 50 and per_row.rejects["reject_reason"].str.contains(";").sum() > 10
     pd.testing.assert_frame_equal(per_value.rejects, per_row.rejects)
     pd.testing.assert_frame_equal(per_value.valid, per_row.valid)
+
+
+# ---- hardening: times out of range, truncated rows, encodings, repeated Parquet columns ------------
+
+
+@pytest.mark.parametrize("value", ["9999-01-01T00:00:00Z", "2263-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
+                                   "1677-09-21T00:12:43Z", "1989-12-31T23:59:59Z"])  # fmt: skip
+def test_times_outside_the_plausible_range_are_rejects_naming_the_range(tmp_path: Path, value: str) -> None:
+    rows = _rows(3)
+    rows[1]["filed_at"] = value
+    res = _validate(write_csv(tmp_path / "x.csv", rows))
+    assert res.n_valid == 2 and res.n_rejected == 1
+    reason = res.rejects.loc[0, "reject_reason"]
+    assert reason == f"filed_at: outside 1990-01-01 .. {time_range()[1]:%Y-%m-%d} (UTC)"
+
+
+def test_parquet_times_and_dates_outside_the_range_are_rejects(tmp_path: Path) -> None:
+    frame = pd.DataFrame(_rows(3))
+    frame["filed_at"] = pd.to_datetime(frame["filed_at"], utc=True)
+    frame.loc[1, "filed_at"] = pd.Timestamp("2200-01-01", tz="UTC")
+    frame["arrival_date"] = pd.to_datetime(frame["arrival_date"]).dt.date
+    frame.loc[2, "arrival_date"] = pd.Timestamp("1970-01-01").date()
+    path = tmp_path / "x.parquet"
+    frame.to_parquet(path)
+    res = _validate(path)
+    assert res.n_valid == 1
+    end = f"{time_range()[1]:%Y-%m-%d}"
+    assert list(res.rejects["reject_reason"]) == [f"filed_at: outside 1990-01-01 .. {end} (UTC)",
+                                                  f"arrival_date: outside 1990-01-01 .. {end} (UTC)"]  # fmt: skip
+
+
+def test_a_row_missing_only_its_trailing_optional_fields_is_a_reject_saying_so(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "x.csv", _rows(3))
+    lines = src.read_text().splitlines()
+    lines[2] = ",".join(lines[2].split(",")[:-2])  # the last two fields (optional SEA columns) missing
+    src.write_text("\n".join(lines) + "\n")
+    res = _validate(src)
+    assert res.n_valid == 2
+    assert list(res.rejects["reject_reason"]) == ["row: has fewer fields than the header (38 of 40)"]
+    assert res.rejects.loc[0, "source_row"] == 2
+
+
+def test_a_utf16_file_is_said_to_be_not_utf8(tmp_path: Path) -> None:
+    src = write_csv(tmp_path / "x.csv", _rows(2))
+    src.write_text(src.read_text(), encoding="utf-16")
+    result = _cli("validate", str(src))
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "not UTF-8" in lines[0] and "UTF-16" in lines[0]
+
+
+def test_a_parquet_file_with_a_repeated_column_name_is_one_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(pd.DataFrame(_rows(2)), preserve_index=False)
+    pq.write_table(table.append_column("mode", pa.array(["AIR", "SEA"])), tmp_path / "x.parquet")
+    result = _cli("validate", str(tmp_path / "x.parquet"))
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "repeated column name(s) mode" in lines[0]
+    assert "Traceback" not in result.output

@@ -185,3 +185,42 @@ def test_the_report_opens_in_headless_chromium_and_shows_the_selected_shipments(
     subprocess.run([str(CHROMIUM), *flags, "--window-size=1200,1600", f"--screenshot={shot}",
                     (out / "report.html").as_uri()], capture_output=True, timeout=120, check=True)  # fmt: skip
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_a_missing_history_folder_is_an_error_unless_no_history_is_asked_for(champion, tmp_path) -> None:
+    """The model records the world folder as its history; gone, scoring used to run on an empty history
+    and exit 0. Now: one line and exit 1, nothing written; `--no-history` scores without it, explicitly."""
+    import shutil
+
+    folder, world = champion
+    part_a, _, _ = _manifests(folder, world)
+    moved = tmp_path / "moved-world"
+    shutil.move(str(world), moved)
+    try:
+        out = folder / "out-no-history"
+        result = CliRunner().invoke(app, ["score", str(part_a), "--out", str(out), "--no-report"])
+        lines = [ln for ln in result.output.splitlines() if ln.startswith("error")]
+        assert result.exit_code == 1 and len(lines) == 1, result.output
+        assert "history folder" in lines[0] and "does not exist" in lines[0] and "--no-history" in lines[0]
+        assert not out.exists()
+        result = CliRunner().invoke(app, ["score", str(part_a), "--out", str(out), "--no-report", "--no-history"])
+        assert result.exit_code == 0, result.output
+        assert len(pd.read_parquet(out / "scores.parquet")) == len(pd.read_parquet(part_a))
+        both = CliRunner().invoke(app, ["score", str(part_a), "--history", str(moved), "--no-history"])
+        assert both.exit_code == 1 and "exclude each other" in both.output
+    finally:
+        shutil.move(str(moved), world)
+
+
+def test_a_row_with_an_impossible_date_is_a_reject_and_the_rest_is_scored(champion) -> None:
+    folder, world = champion
+    day = pd.read_parquet(sorted((world / "declarations").glob("*.parquet"))[-1]).astype({"filed_at": "str"})
+    for i, year in enumerate(("9999", "2263", "0001", "1677")):
+        day.iloc[i, day.columns.get_loc("filed_at")] = f"{year}-01-01T00:00:00Z"
+    day.to_csv(folder / "dates.csv", index=False)
+    out = folder / "out-dates"
+    result = CliRunner().invoke(app, ["score", str(folder / "dates.csv"), "--out", str(out), "--no-report"])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    scores, rejects = pd.read_parquet(out / "scores.parquet"), pd.read_parquet(out / "rejects.parquet")
+    assert len(rejects) == 4 and len(scores) == len(day) - 4
+    assert rejects["reject_reason"].str.startswith("filed_at: outside 1990-01-01 ..").all()

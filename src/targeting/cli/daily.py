@@ -9,7 +9,7 @@ import typer
 
 from targeting import config as defaults
 from targeting.cli.common import console, handles_errors, out, print_frame, stage_printer
-from targeting.errors import InputFileError
+from targeting.errors import ConfigError, InputFileError
 
 
 @handles_errors
@@ -24,6 +24,9 @@ def score(
             help="folder with past declarations.parquet + inspections.parquet (default: the model's)"
         ),
     ] = None,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="score without any history (every party new), explicitly")
+    ] = False,
     budget: Annotated[
         str, typer.Option(help="per-mode capacity, % of the mode's rows or a count")
     ] = defaults.DEFAULT_BUDGETS,
@@ -51,8 +54,10 @@ def score(
     budgets, share = parse_budgets(budget), parse_share(explore)
     out_dir = out_dir or Path("data/processed") / pd.Timestamp.now(tz="UTC").date().isoformat()
     say = stage_printer()
+    if history is not None and no_history:
+        raise ConfigError("--history and --no-history exclude each other")
     result = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say, engine=engine,
-                         spark_master=spark_master).result  # fmt: skip
+                         spark_master=spark_master, no_history=no_history).result  # fmt: skip
     if report:
         from targeting.scoring.report import write_report
 

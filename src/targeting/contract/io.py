@@ -72,6 +72,10 @@ def read_raw(path: str | Path, dictionary: Collection[str] = ()) -> RawTable:
 
 def _read_parquet_raw(path: Path, dictionary: Collection[str] = ()) -> RawTable:
     try:
+        names = pq.read_schema(path).names
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise InputFileError(f"{path}: repeated column name(s) {', '.join(repeated)}")
         if dictionary:
             schema = pq.read_schema(path)
             text = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
@@ -112,6 +116,14 @@ def _decoded(tbl: pa.Table, names: list[str]) -> tuple[pa.Table, dict[str, tuple
 
 
 def _read_csv_raw(path: Path) -> RawTable:
+    """Every row with the header's fields as text ("" for an empty field). A row with fewer or more fields
+    than the header is kept (padded with missing values, or cut) and flagged in `row_errors`, so that it
+    becomes a reject saying so. Arrow's reader does the work and reports such rows; a file with bytes that
+    are not UTF-8 is read by Python's csv module instead, with those bytes replaced (U+FFFD), so that only
+    the rows holding them are rejected."""
+    head = path.open("rb").read(4)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 2 and 0 in head[:2]):
+        raise InputFileError(f"{path}: not UTF-8 text (it looks like UTF-16); save the file as UTF-8")
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")
@@ -119,23 +131,12 @@ def _read_csv_raw(path: Path) -> RawTable:
     except UnicodeDecodeError:
         encoding_errors = True
     del raw
-    options = dict(dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8-sig",
-                   encoding_errors="replace")  # fmt: skip
-    try:
-        frame = pd.read_csv(path, **options)
-        row_errors: dict[int, str] = {}
-    except pd.errors.EmptyDataError:
-        raise InputFileError(f"{path}: file is empty (no header row)") from None
-    except pd.errors.ParserError:
-        frame, row_errors = _read_csv_ragged(path)
     header = _csv_header(path)
+    if not header:
+        raise InputFileError(f"{path}: file is empty (no header row)")
     if len(set(header)) != len(header) or any(h.strip() == "" for h in header):
         raise InputFileError(f"{path}: header has blank or repeated column names")
-    # a row with fewer fields than the header comes back with missing cells (na_filter is off, so an
-    # empty field is "" and only an absent one is missing)
-    short = frame.isna().any(axis=1).to_numpy()
-    for pos in short.nonzero()[0]:
-        row_errors.setdefault(int(pos), "row: has fewer fields than the header")
+    frame, row_errors = _read_csv_python(path) if encoding_errors else _read_csv_arrow(path, header)
     return RawTable(frame, path, "csv", encoding_errors, row_errors)
 
 
@@ -145,23 +146,68 @@ def _csv_header(path: Path) -> list[str]:
         return next(csv.reader(fh), [])
 
 
-def _read_csv_ragged(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
-    """Slow path for files with rows that have more fields than the header: keep them, flag them."""
+def _field_count_error(found: int, expected: int) -> str:
+    if found < expected:
+        return f"row: has fewer fields than the header ({found} of {expected})"
+    return f"row: has {found} fields, the header has {expected}"
+
+
+def _read_csv_arrow(path: Path, header: list[str]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Arrow's CSV reader, every column as text; the rows it cannot split into the header's fields are
+    taken aside (with their record number, hence one thread when there are any) and put back in place."""
+    bad: list[tuple[int | None, int, str]] = []
+
+    def aside(row: pacsv.InvalidRow) -> str:
+        bad.append((row.number, row.actual_columns, row.text))
+        return "skip"
+
+    def read(threads: bool) -> pa.Table:
+        bad.clear()
+        try:
+            return pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(use_threads=threads, column_names=header, skip_rows=1),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=aside),
+                convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(header, pa.large_string()),
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False),
+            )  # fmt: skip
+        except pa.ArrowInvalid as exc:
+            raise InputFileError(f"{path}: not a readable CSV file ({_first_line(exc)})") from None
+
+    table = read(threads=True)
+    if bad and any(number is None for number, _, _ in bad):
+        table = read(threads=False)
+    frame = table.to_pandas(types_mapper={pa.large_string(): pd.StringDtype(na_value=np.nan)}.get)
+    if not bad:
+        return frame, {}
+    n = len(header)
+    # a record's number counts the header as 1: data row i (0-based) is record i + 2
+    positions = [number - 2 for number, _, _ in bad if number is not None]
+    cells = [next(csv.reader([text]), []) for _, _, text in bad]
+    extra = pd.DataFrame([(c + [None] * n)[:n] for c in cells], columns=header, dtype="str")
+    order = np.argsort(np.concatenate([np.setdiff1d(np.arange(len(frame) + len(bad)), positions), positions]),
+                       kind="stable")  # fmt: skip
+    merged = pd.concat([frame, extra], ignore_index=True).iloc[order].reset_index(drop=True)
+    errors = {pos: _field_count_error(found, n) for pos, (_, found, _) in zip(positions, bad, strict=True)}
+    return merged, errors
+
+
+def _read_csv_python(path: Path) -> tuple[pd.DataFrame, dict[int, str]]:
+    """Python's csv module, for files with bytes that are not UTF-8 (replaced by U+FFFD): every row kept,
+    padded or cut to the header's fields and flagged when it had fewer or more."""
     csv.field_size_limit(2**31 - 1)  # long free-text cells are the validator's to judge, not the reader's
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise InputFileError(f"{path}: file is empty (no header row)") from None
+        header = next(reader)
         rows: list[list[str | None]] = []
         errors: dict[int, str] = {}
         n = len(header)
-        for pos, row in enumerate(reader):
-            if len(row) > n:
-                errors[pos] = f"row: has {len(row)} fields, the header has {n}"
-                row = row[:n]
-            rows.append(row + [None] * (n - len(row)))
+        for row in reader:
+            if not row:
+                continue  # a blank line, as Arrow and pandas skip it
+            if len(row) != n:
+                errors[len(rows)] = _field_count_error(len(row), n)
+            rows.append((row + [None] * n)[:n])
     return pd.DataFrame(rows, columns=header, dtype="str"), errors
 
 
@@ -319,13 +365,29 @@ def _write_one(table: pa.Table, path: Path, fmt: str) -> None:
         _write_csv(table, path)
 
 
+#: a text cell beginning with one of these is a formula to a spreadsheet (OWASP, "CSV injection")
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
 def _write_csv(table: pa.Table, path: Path) -> None:
-    """CSV through Arrow's writer (faster than pandas on large tables): timestamps as
-    ISO 8601 with microseconds and Z, booleans as true/false, missing values as empty cells."""
+    """CSV for people, through Arrow's writer (faster than pandas on large tables): timestamps as ISO 8601
+    with microseconds and Z, booleans as true/false, missing values as empty cells, and every text cell
+    that a spreadsheet would run as a formula (beginning with =, +, -, @, tab or carriage return) written
+    with a leading apostrophe, so that it opens as the text it is. Parquet keeps every value as it is."""
     for i, spec in enumerate(table.schema):
         if pa.types.is_timestamp(spec.type):
             table = table.set_column(i, spec.name, _iso_text(table.column(i)))
+        elif pa.types.is_string(spec.type) or pa.types.is_large_string(spec.type):
+            table = table.set_column(i, spec.name, _neutralised(table.column(i)))
     pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
+
+
+def _neutralised(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    formula = pc.match_substring_regex(column, _FORMULA_START)
+    if not pc.any(formula).as_py():
+        return column
+    quote = pa.scalar("'", column.type)
+    return pc.if_else(formula, pc.binary_join_element_wise(quote, column, pa.scalar("", column.type)), column)
 
 
 def _iso_text(column: pa.ChunkedArray) -> pa.Array:

@@ -67,6 +67,19 @@ CONCEALMENTS = (
 DECISIONS = ("INSPECT", "EXPLORE", "RELEASE")
 PATTERN_IDS = tuple(f"P{i:02d}" for i in range(1, 13))
 
+#: every timestamp and date of the contract lies in [TIME_START, the day it is checked + TIME_AHEAD]: earlier
+#: or later values are typing errors (year 9999, 0001, 2263), and would not fit the nanosecond times the
+#: as-of history computes with
+TIME_START = pd.Timestamp("1990-01-01", tz="UTC")
+TIME_AHEAD = pd.Timedelta(days=366)
+
+
+def time_range(now: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The plausible range of a contract timestamp when checked at `now` (default: the current time)."""
+    now = now if now is not None else pd.Timestamp.now(tz="UTC")
+    return TIME_START, (now + TIME_AHEAD).floor("D")
+
+
 #: user-assigned codes accepted beside the assigned ISO 3166-1 alpha-2 codes: ZZ = unknown (used by
 #: the Korea Customs Service and UN/LOCODE), XK = Kosovo (widely used, not yet assigned).
 EXTRA_COUNTRY_CODES = ("ZZ", "XK")

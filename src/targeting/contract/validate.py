@@ -32,6 +32,7 @@ from targeting.contract.schema import (
     Kind,
     Table,
     country_codes,
+    time_range,
 )
 from targeting.errors import InputFileError, SchemaError
 
@@ -133,18 +134,19 @@ def _coerce(s: pd.Series, col: Column, problems: _Problems) -> pd.Series:
     if kind in (Kind.STRING, Kind.CATEGORY):
         return _as_text(s)
     if kind == Kind.TIMESTAMP:
-        return _coerce_timestamp(s, name, problems)
+        return _in_time_range(_coerce_timestamp(s, name, problems), name, problems)
     if kind == Kind.DATE:
         if s.dtype == col.dtype:
-            return s
+            return _in_time_range(s, name, problems)
         if isinstance(s.dtype, pd.DatetimeTZDtype):
-            return s.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize().astype(col.dtype)
-        if pd.api.types.is_datetime64_any_dtype(s.dtype):
-            return s.dt.normalize().astype(col.dtype)
-        text = _as_text(s)
-        parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-        problems.add_untyped(name, text.notna() & parsed.isna(), f"{name}: not a date (YYYY-MM-DD)")
-        return parsed.astype(col.dtype)
+            s = s.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+        elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+            s = s.dt.normalize()
+        else:
+            text = _as_text(s)
+            s = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+            problems.add_untyped(name, text.notna() & s.isna(), f"{name}: not a date (YYYY-MM-DD)")
+        return _in_time_range(s.astype(col.dtype), name, problems)
     if kind in (Kind.INT, Kind.FLOAT):
         if pd.api.types.is_bool_dtype(s.dtype):
             raise SchemaError(f"{name}: column holds true/false values, the contract requires a number")
@@ -172,6 +174,21 @@ def _coerce(s: pd.Series, col: Column, problems: _Problems) -> pd.Series:
         problems.add_untyped(name, text.notna() & out.isna(), f"{name}: not true/false")
         return out
     raise AssertionError(kind)  # pragma: no cover - every Kind is handled above
+
+
+def _in_time_range(values: pd.Series, name: str, problems: _Problems) -> pd.Series:
+    """Times (or dates) outside the contract's plausible range are rejects, and missing from the typed
+    column (`schema.time_range`)."""
+    start, end = time_range()
+    if isinstance(values.dtype, pd.ArrowDtype):  # dates
+        as_time = pd.to_datetime(values.astype("datetime64[s]")).dt.tz_localize("UTC")
+    else:
+        as_time = values
+    outside = (as_time.notna() & ((as_time < start) | (as_time > end))).to_numpy(dtype=bool)
+    if outside.any():
+        problems.add_untyped(name, outside, f"{name}: outside {start:%Y-%m-%d} .. {end:%Y-%m-%d} (UTC)")
+        values = values.where(~outside)
+    return values
 
 
 def _coerce_timestamp(s: pd.Series, name: str, problems: _Problems) -> pd.Series:

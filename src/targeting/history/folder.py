@@ -31,6 +31,9 @@ INDEX_FOLDER = "as_of_index"
 def require_history(folder: str | Path, what: str = "--history") -> Path:
     """The folder, when it holds past declarations; else one clear error naming `what`."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise InputFileError(f"{what} {folder} does not exist: give --history FOLDER, or --no-history to score "
+                             "without any history")  # fmt: skip
     if not (folder / DECLARATIONS_FILE).exists():
         raise InputFileError(f"{what} {folder}: no {DECLARATIONS_FILE} (a folder with past declarations and "
                              "inspections, as the simulator and the adapters write them)")  # fmt: skip

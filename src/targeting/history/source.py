@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from targeting.history.folder import index_folder, load_fresh, read_store
+from targeting.errors import InputFileError
+from targeting.history.folder import index_folder, load_fresh, read_store, require_history
 from targeting.history.index import HistoryIndex, PrefetchedCodes
 from targeting.history.store import HistoryStore
 
@@ -29,13 +30,27 @@ class HistorySource:
     """The as-of answers of one history folder (or of a given store) for one target."""
 
     def __init__(self, folder: str | Path | None, target: str, store: HistoryStore | None = None) -> None:
-        """`store`: answer from this store (never from a saved index) instead of reading the folder."""
+        """`store`: answer from this store (never from a saved index) instead of reading the folder; with
+        neither, every answer is an error (a model that records no history folder)."""
         self.folder = str(folder) if folder else ""
         self.target = str(target)
         self._store = store
         self._may_use_saved = store is None
         self._index: HistoryIndex | None = None
         self._index_saved = False
+
+    @classmethod
+    def none(cls, target: str) -> HistorySource:
+        """No history at all, asked for explicitly (`--no-history`): every party is new."""
+        return cls(None, target, read_store(None, target))
+
+    def check(self) -> None:
+        """One clear error now, rather than at the first answer, when the history folder is missing."""
+        if self._store is None:
+            if not self.folder:
+                raise InputFileError("the model records no history folder: give --history FOLDER, or "
+                                     "--no-history to score without any history")  # fmt: skip
+            require_history(self.folder, "the model's history folder")
 
     def including(self, rows: pd.DataFrame) -> HistorySource:
         """This history plus a batch's declarations, so that any subset of the batch is answered as the
@@ -77,7 +92,8 @@ class HistorySource:
     def store(self) -> HistoryStore:
         """The whole history as a store (read once)."""
         if self._store is None:
-            self._store = read_store(self.folder or None, self.target)
+            self.check()
+            self._store = read_store(self.folder, self.target)
         return self._store
 
     def annotate(self, rows: pd.DataFrame, threads: int = 1,

@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import FeatureUnion
 
 from targeting.config import LIGHTGBM_PARAMS, TrainConfig
+from targeting.errors import ModelArtifactError
 from targeting.features.base import FrameTransformer
 from targeting.features.build import (
     build_features,
@@ -132,22 +133,66 @@ class TargetingModel:
 
     # ---- persistence (text and JSON only) ---------------------------------------------------
     def save(self, folder: str | Path) -> Path:
+        """The model's files, and their SHA-256 checksums (`checksums.json`), which `load` verifies first."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.booster.save_model(str(folder / "booster.txt"))
         (folder / "features.json").write_text(json.dumps(union_state(self.features)))
         (folder / "model.json").write_text(json.dumps({"calibration": list(self.calibration), **self.meta.to_json()},
                                                       indent=2, default=str))  # fmt: skip
+        checksums = {name: _sha256(folder / name) for name in ARTIFACTS}
+        (folder / CHECKSUMS).write_text(json.dumps(checksums, indent=2))
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> TargetingModel:
+        """The saved model, its files checked against their recorded checksums before any is parsed (a
+        truncated booster would otherwise abort the process inside LightGBM)."""
         folder = Path(folder)
-        booster = lgb.Booster(model_file=str(folder / "booster.txt"))
-        features = union_from_state(json.loads((folder / "features.json").read_text()))
-        meta = json.loads((folder / "model.json").read_text())
-        a, b = meta.pop("calibration")
-        return cls(features, booster, (float(a), float(b)), ModelMeta.from_json(meta))
+        verify_artifacts(folder)
+        try:
+            booster = lgb.Booster(model_file=str(folder / "booster.txt"))
+            features = union_from_state(json.loads((folder / "features.json").read_text()))
+            meta = json.loads((folder / "model.json").read_text())
+            a, b = meta.pop("calibration")
+            return cls(features, booster, (float(a), float(b)), ModelMeta.from_json(meta))
+        except (OSError, ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelArtifactError(f"{folder}: the model's files cannot be read ({reason})") from None
+
+
+#: a saved model's files, and the file of their checksums
+ARTIFACTS = ("booster.txt", "features.json", "model.json")
+CHECKSUMS = "checksums.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_artifacts(folder: Path) -> None:
+    """Each file of a saved model matches the checksum recorded when it was saved; one clear error if not.
+    A model saved before checksums were recorded has none to check."""
+    recorded = folder / CHECKSUMS
+    if not recorded.exists():
+        return
+    try:
+        checksums = json.loads(recorded.read_text())
+    except ValueError:
+        raise ModelArtifactError(f"{recorded}: not a readable checksum file") from None
+    for name in ARTIFACTS:
+        path = folder / name
+        if not path.exists():
+            raise ModelArtifactError(f"{path}: missing from the model")
+        if _sha256(path) != checksums.get(name):
+            raise ModelArtifactError(f"{path}: does not match the checksum recorded when the model was saved "
+                                     "(truncated or altered); log the model again")  # fmt: skip
 
 
 def class_weights(y: np.ndarray, weights: np.ndarray | None, balance: bool) -> np.ndarray:

@@ -49,12 +49,14 @@ class ScoreRun:
 
 def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir: Path, budgets: dict[str, Budget],
                 explore: float, seed: int = 0, progress: Callable[[str], None] | None = None,
-                engine: str = "pandas", spark_master: str = "local[2]") -> ScoreRun:  # fmt: skip
-    """Score today's manifests into `out_dir` (see the module docstring for the steps)."""
+                engine: str = "pandas", spark_master: str = "local[2]", no_history: bool = False) -> ScoreRun:  # fmt: skip
+    """Score today's manifests into `out_dir` (see the module docstring for the steps); the history is the
+    `history` folder, else the model's, or none with `no_history`."""
     say = progress or (lambda _s: None)
     check_engine(engine)
     with job_policy():
-        with Loading(partial(load_model, model_uri, history), paths, lookups=engine == "pandas") as loading:
+        with Loading(partial(load_model, model_uri, history, no_history), paths,
+                     lookups=engine == "pandas") as loading:  # fmt: skip
             say(f"reading and validating {len(paths)} manifest(s)")
             manifests = read_manifests(paths, loading.on_first_read)
             say("loading the model and the history index")
@@ -86,12 +88,12 @@ def check_engine(engine: str) -> None:
         )
 
 
-def load_model(model_uri: str, history: Path | None, large_batch: bool) -> Loaded[Model]:
+def load_model(model_uri: str, history: Path | None, no_history: bool, large_batch: bool) -> Loaded[Model]:
     """The logged model's scorer, with its saved history index (if any) and the compiled loops loaded, and
     for a large batch the index's table of stored ids (a small batch never uses that table)."""
     from targeting.serving.pyfunc import load_scorer
 
-    scorer, resolved = load_scorer(model_uri, history)
+    scorer, resolved = load_scorer(model_uri, history, no_history)
     history_loops.load()
     source = scorer.history.describe()  # loads the saved index, if any
     if large_batch:

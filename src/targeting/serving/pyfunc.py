@@ -19,7 +19,7 @@ import pandas as pd
 from mlflow.models import ModelSignature
 
 from targeting import tracking
-from targeting.config import HISTORY_ENV
+from targeting.config import HISTORY_ENV, NO_HISTORY_ENV
 from targeting.contract.schema import DECLARATIONS, N_REASONS
 from targeting.errors import ModelNotFoundError
 from targeting.history.folder import require_history
@@ -46,8 +46,11 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         model_loops.load()  # and the compiled loops loaded (from numba's cache) before the first request
         history_loops.load()
         config = getattr(context, "model_config", None) or {}
-        folder = os.environ.get(HISTORY_ENV) or config.get("history_dir") or ""
-        self.scorer = Scorer(model, HistorySource(folder, model.meta.target))
+        if os.environ.get(NO_HISTORY_ENV, "") not in ("", "0"):
+            history = HistorySource.none(model.meta.target)
+        else:  # a missing folder is an error at the first answer (`targeting serve` checks it before starting)
+            history = HistorySource(os.environ.get(HISTORY_ENV) or config.get("history_dir") or "", model.meta.target)
+        self.scorer = Scorer(model, history)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -62,9 +65,10 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
         return pd.concat([out, reasons.reset_index(drop=True)], axis=1)
 
 
-def load_scorer(model_uri: str, history: Path | None = None) -> tuple[Scorer, str]:
+def load_scorer(model_uri: str, history: Path | None = None, no_history: bool = False) -> tuple[Scorer, str]:
     """The logged model's scorer (loaded without unpickling) and the model URI resolved to a version; with
-    `history`, answering from that folder instead of the one recorded with the model."""
+    `history`, answering from that folder instead of the one recorded with the model, with `no_history`
+    from no history at all. The history folder it will answer from must exist (one clear error if not)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -82,6 +86,10 @@ def load_scorer(model_uri: str, history: Path | None = None) -> tuple[Scorer, st
         raise ModelNotFoundError(f"--model {model_uri}: {str(exc).splitlines()[0]}") from None
     if history is not None:
         scorer.use_history(require_history(history))
+    elif no_history:
+        scorer.history = HistorySource.none(scorer.model.meta.target)
+    else:
+        scorer.history.check()
     return scorer, resolved
 
 

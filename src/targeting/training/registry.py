@@ -7,8 +7,11 @@ Everything here talks to MLflow (the store `tracking.setup` points at); the trai
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from targeting import tracking
+from targeting.config import NO_HISTORY_ENV
 from targeting.contract.io import read_parquet
 from targeting.errors import ModelNotFoundError
 from targeting.history.source import annotate
@@ -146,7 +150,7 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
         mlflow.log_figure(figure, "evaluation/shap_summary.png")
         plt.close(figure)
         say("logging the model")
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, _without_history():
             folder = result.model.save(Path(tmp) / "model")
             example = request_rows(decl.head(3))
             info = mlflow.pyfunc.log_model(
@@ -161,6 +165,21 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
     if register:
         out["version"] = register_challenger(info.model_uri)
     return out
+
+
+@contextmanager
+def _without_history() -> Iterator[None]:
+    """MLflow checks the input example by loading the logged model and scoring it: against no history,
+    not by reading the whole history folder (the example's rows are scored all the same)."""
+    before = os.environ.get(NO_HISTORY_ENV)
+    os.environ[NO_HISTORY_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(NO_HISTORY_ENV, None)
+        else:
+            os.environ[NO_HISTORY_ENV] = before
 
 
 def register_challenger(model_uri: str) -> str:
