@@ -49,6 +49,7 @@ def score(
 
     from targeting.scoring.decisions import parse_budgets, parse_share
     from targeting.scoring.job import score_files
+    from targeting.scoring.outputs import run_folder
     from targeting.scoring.record import log_scoring_run
 
     budgets, share = parse_budgets(budget), parse_share(explore)
@@ -56,13 +57,14 @@ def score(
     say = stage_printer()
     if history is not None and no_history:
         raise ConfigError("--history and --no-history exclude each other")
-    result = score_files(manifests, model, history, out_dir, budgets, share, seed, progress=say, engine=engine,
-                         spark_master=spark_master, no_history=no_history).result  # fmt: skip
-    if report:
-        from targeting.scoring.report import write_report
+    with run_folder(out_dir) as folder:  # replaces --out whole once every output is written
+        result = score_files(manifests, model, history, folder, budgets, share, seed, progress=say, engine=engine,
+                             spark_master=spark_master, no_history=no_history).result  # fmt: skip
+        if report:
+            from targeting.scoring.report import write_report
 
-        say("writing the review report")
-        write_report(out_dir)
+            say("writing the review report")
+            write_report(folder)
     say("logging to MLflow")
     params = {"model": model, "model_uri": result.summary["model_uri"], "manifests": ",".join(result.summary["manifests"]),
               "budget": budget, "explore": explore, "seed": seed, "out": str(out_dir.resolve())}  # fmt: skip

@@ -235,6 +235,68 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def replace_folder(new: Path, target: Path) -> None:
+    """Put the folder `new` in place of `target` in one step: a reader sees the old folder whole or the new
+    one whole, never a mix. On Linux the two are exchanged atomically (renameat2 RENAME_EXCHANGE) and the
+    old one removed after; elsewhere (or on a file system without the exchange) the old one is renamed
+    aside first, so for a moment there is no `target`."""
+    import shutil
+
+    if not target.exists():
+        os.rename(new, target)
+        return
+    if not _exchange(new, target):
+        aside = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.rename(target, aside)
+        os.rename(new, target)
+        new = aside
+    shutil.rmtree(new, ignore_errors=True)  # now the old folder
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 with RENAME_EXCHANGE); False where that is unavailable."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if done == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
+def remove_stale(parent: Path, prefix: str) -> list[Path]:
+    """Remove the temporary folders and files `<prefix><pid>-...` in `parent` whose process is gone (left by
+    a run that was killed); returns what was removed."""
+    import shutil
+
+    removed = []
+    for path in parent.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a frame as Parquet or CSV (by suffix), atomically. Returns the path written."""
     return write_tables({Path(path): frame})[0]

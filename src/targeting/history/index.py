@@ -17,6 +17,7 @@ folder is, and when a saved index is still fresh, is `history/folder.py`'s busin
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,13 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from targeting.contract.io import arrow_text, read_text_values, write_text_values
+from targeting.contract.io import (
+    arrow_text,
+    read_text_values,
+    remove_stale,
+    replace_folder,
+    write_text_values,
+)
 from targeting.history.store import (
     _SPAN,
     PARTY_KEYS,
@@ -395,15 +402,14 @@ class HistoryIndex:
 
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".index-", dir=folder.parent))
+        remove_stale(folder.parent, ".index-")  # left by a build that was killed
+        tmp = Path(tempfile.mkdtemp(prefix=f".index-{os.getpid()}-", dir=folder.parent))
         try:
             self._write(tmp, fingerprint)
         except BaseException:  # a full disk, say: no half-written folder is left behind, the old index stays
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        replace_folder(tmp, folder)  # a reader maps the old index whole or the new one whole
         return folder
 
     def _write(self, tmp: Path, fingerprint: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ Which thread does what, and the job's memory policy, live in `_concurrency.py`.
 from __future__ import annotations
 
 import importlib.util
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -65,7 +66,9 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
             prefetched = loading.prefetched(manifests.kept_rows[0])
             result = score(manifests, model, budgets, explore, seed, engine, spark_master, say, prefetched)
     check_row_accounting(result, manifests)
-    result.summary.update({"model_uri": model.uri, "manifests": [str(p) for p in paths],
+    scored_at = result.scores["scored_at"].iloc[0].isoformat() if len(result.scores) else None
+    result.summary.update({"run_id": uuid.uuid4().hex, "scored_at": scored_at,
+                           "model_uri": model.uri, "manifests": [str(p) for p in paths],
                            "rows_read": manifests.n_read, "rejected": len(manifests.rejects),
                            "history": model.scorer.history.folder,
                            "shap_expected_value": result.expected_value})  # fmt: skip
