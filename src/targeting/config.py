@@ -123,6 +123,14 @@ REPORT_CARDS = 100
 SERVE_HOST = "127.0.0.1"
 SERVE_PORT = 5001
 SERVE_WORKERS = 1
+#: the largest request body the server reads (a 10,000-row request is about 8 MB); larger ones get 413
+MAX_BODY_BYTES = 16 * 2**20
+MAX_BODY_ENV = "TARGETING_MAX_BODY_BYTES"
+#: a request that takes longer gets 504
+REQUEST_TIMEOUT_S = 60.0
+REQUEST_TIMEOUT_ENV = "TARGETING_REQUEST_TIMEOUT"
+#: the local folder of the logged model the server loads (prepared by `targeting serve`)
+MODEL_PATH_ENV = "TARGETING_MODEL_PATH"
 
 #: the history folder a served model answers from (default: the one recorded when it was trained)
 HISTORY_ENV = "TARGETING_HISTORY"

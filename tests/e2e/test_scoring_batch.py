@@ -224,3 +224,24 @@ def test_a_row_with_an_impossible_date_is_a_reject_and_the_rest_is_scored(champi
     scores, rejects = pd.read_parquet(out / "scores.parquet"), pd.read_parquet(out / "rejects.parquet")
     assert len(rejects) == 4 and len(scores) == len(day) - 4
     assert rejects["reject_reason"].str.startswith("filed_at: outside 1990-01-01 ..").all()
+
+
+def test_an_id_already_in_the_history_with_other_content_is_a_reject(champion) -> None:
+    """Ids are unique across the history: a stored id arriving with other content would be scored with the
+    stored declaration's past. Arriving with the same content (a day scored again) it is scored as before."""
+    folder, world = champion
+    day = pd.read_parquet(sorted((world / "declarations").glob("*.parquet"))[-1])  # stored in the history
+    changed = day.copy()
+    changed.iloc[0, changed.columns.get_loc("consignee_id")] = "SOMEONE-ELSE"
+    changed.iloc[1, changed.columns.get_loc("gross_weight_kg")] = 123.0
+    changed.to_parquet(folder / "changed.parquet")
+    out = folder / "out-conflict"
+    result = CliRunner().invoke(app, ["score", str(folder / "changed.parquet"), "--out", str(out), "--no-report"])
+    assert result.exit_code == 0, result.output
+    rejects = pd.read_parquet(out / "rejects.parquet")
+    assert list(rejects["reject_reason"]) == [
+        "declaration_id: already in the history with other content (consignee_id)",
+        "declaration_id: already in the history with other content (gross_weight_kg)",
+    ]
+    assert list(rejects["source_row"]) == [1, 2] and rejects["consignee_id"].iloc[0] == "SOMEONE-ELSE"
+    assert len(pd.read_parquet(out / "scores.parquet")) == len(day) - 2

@@ -126,3 +126,13 @@ def test_sentences_carry_the_rows_own_values() -> None:
         "addressee received parcels from 4 different senders in 30 days"
     )
     assert SENTENCES["phone"](row) == "linked by phone to a consignee with a seizure on 2024-03-02"
+
+
+def test_sentences_say_an_optional_value_is_missing_instead_of_printing_nan() -> None:
+    row = {"gross_weight_kg": 20500.5, "declared_value_usd": float("nan"), "n_packages": float("nan"),
+           "log_value_per_kg_peer": np.log(19.82), "hs_code": "080390", "origin_country": "EC"}  # fmt: skip
+    for group in SENTENCES:
+        if group in ("value", "packaging"):
+            assert "nan" not in SENTENCES[group](row).lower(), SENTENCES[group](row)
+    assert SENTENCES["value"](row).startswith("no value declared (20,500.5 kg) vs 19.82 USD/kg median")
+    assert SENTENCES["packaging"](row) == "20,500.5 kg, number of packages not declared"

@@ -35,5 +35,23 @@ app.add_typer(evaluate_app, name="evaluate")
 
 
 def main() -> None:
-    """The console entry (`targeting`, `python -m targeting`)."""
-    app(prog_name="targeting")
+    """The console entry (`targeting`, `python -m targeting`): a usage error (a missing argument, an option
+    value of the wrong kind, an unknown command) is one red line and exit 1, as every other error."""
+    from typer.exceptions import Abort, TyperException
+
+    from targeting.cli.common import console
+
+    try:
+        code = app(prog_name="targeting", standalone_mode=False)
+    except Abort:
+        console.print("[bold red]error:[/] aborted", highlight=False)
+        raise SystemExit(1) from None
+    except TyperException as exc:  # a usage error: Typer's parser says what was wrong with the command line
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        if not message:  # a group called without a command: its help was shown
+            raise SystemExit(0) from None
+        console.print(f"[bold red]error:[/] {message}{where}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

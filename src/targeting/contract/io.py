@@ -121,9 +121,12 @@ def _read_csv_raw(path: Path) -> RawTable:
     becomes a reject saying so. Arrow's reader does the work and reports such rows; a file with bytes that
     are not UTF-8 is read by Python's csv module instead, with those bytes replaced (U+FFFD), so that only
     the rows holding them are rejected."""
-    head = path.open("rb").read(4)
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 2 and 0 in head[:2]):
+    with path.open("rb") as fh:
+        head = fh.read(2)
+    if head in (b"\xff\xfe", b"\xfe\xff"):
         raise InputFileError(f"{path}: not UTF-8 text (it looks like UTF-16); save the file as UTF-8")
+    if 0 in head:  # a header never starts with NUL: UTF-16 without its mark, or not text at all
+        raise InputFileError(f"{path}: not UTF-8 text (it starts with NUL bytes: UTF-16 or a binary file)")
     raw = path.read_bytes()
     try:
         raw.decode("utf-8")
@@ -172,6 +175,8 @@ def _read_csv_arrow(path: Path, header: list[str]) -> tuple[pd.DataFrame, dict[i
                                                      strings_can_be_null=False, quoted_strings_can_be_null=False),
             )  # fmt: skip
         except pa.ArrowInvalid as exc:
+            if "skip initial" in str(exc):  # a header without a line after it: no rows
+                return pa.table({name: pa.array([], pa.large_string()) for name in header})
             raise InputFileError(f"{path}: not a readable CSV file ({_first_line(exc)})") from None
 
     table = read(threads=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow.parquet as pq
 
 from targeting.config import Target
@@ -56,6 +57,12 @@ def read_store(folder: str | Path | None, target: Target | str) -> HistoryStore:
         if (folder / INSPECTIONS_FILE).exists():
             insp = read_parquet(folder / INSPECTIONS_FILE)
     return HistoryStore.from_tables(decl, insp, target)
+
+
+def read_stored(folder: str | Path, ids: list[str]) -> pd.DataFrame:
+    """The folder's stored declarations with these ids (every column; a filtered read of the file)."""
+    table = pq.read_table(Path(folder) / DECLARATIONS_FILE, filters=[("declaration_id", "in", ids)])
+    return table.to_pandas().drop_duplicates("declaration_id")
 
 
 def index_folder(history: str | Path, target: str) -> Path:

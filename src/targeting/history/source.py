@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from targeting.contract.schema import DECLARATION_ID, DECLARATIONS
 from targeting.errors import InputFileError
-from targeting.history.folder import index_folder, load_fresh, read_store, require_history
+from targeting.history.folder import index_folder, load_fresh, read_store, read_stored, require_history
 from targeting.history.index import HistoryIndex, PrefetchedCodes
 from targeting.history.store import HistoryStore
 
@@ -95,6 +97,42 @@ class HistorySource:
             self.check()
             self._store = read_store(self.folder, self.target)
         return self._store
+
+    def conflicts(self, rows: pd.DataFrame) -> dict[int, str]:
+        """Rows whose declaration id the history already holds with other content (row position -> reason):
+        ids are unique across the history, so such a row would be answered with another declaration's past.
+        A row stored with the same content (a day scored again) is no conflict, nor one that leaves out
+        values the history has (an empty value is a missing one, as in CSV)."""
+        if not len(rows):
+            return {}
+        ids = rows["declaration_id"].astype(str)
+        index = self.saved_index()
+        if index is not None:
+            stored = index.stored_ids(ids)
+        else:
+            stored = ids.isin(self.store().declarations["declaration_id"].astype(str)).to_numpy()
+        if not stored.any():
+            return {}
+        mine = rows[stored]
+        if self.folder:
+            theirs = read_stored(self.folder, list(ids[stored]))
+        else:
+            theirs = self.store().declarations
+        theirs = theirs.set_index(theirs["declaration_id"].astype(str)).loc[ids[stored].to_numpy()]
+        columns = [c for c in DECLARATIONS.names if c in mine.columns and c in theirs.columns and c != DECLARATION_ID]
+        differs = {}
+        for c in columns:  # a value sent that differs from the stored one (a value not sent contradicts nothing)
+            a, b = mine[c].reset_index(drop=True).astype(str), theirs[c].reset_index(drop=True).astype(str)
+            sent = (mine[c].notna().to_numpy() & (a != "").to_numpy())
+            kept = theirs[c].notna().to_numpy() & (b != "").to_numpy()
+            differs[c] = sent & (~kept | (a != b).to_numpy())
+        out = {}
+        for j, position in enumerate(np.flatnonzero(stored)):
+            changed = [c for c in columns if differs[c][j]]
+            if changed:
+                out[int(position)] = (f"{DECLARATION_ID}: already in the history with other content "
+                                      f"({', '.join(changed)})")  # fmt: skip
+        return out
 
     def annotate(self, rows: pd.DataFrame, threads: int = 1,
                  prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip

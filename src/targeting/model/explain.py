@@ -110,9 +110,10 @@ _CONSIGNOR_PARTY = _party("consignor", "consignor")
 
 def _value(r: Row) -> str:
     value, kg = _num(r.get("declared_value_usd")), _num(r.get("gross_weight_kg"))
-    text = (
-        f"{value / kg if kg > 0 else float('nan'):,.2f} USD/kg declared ({value:,.0f} USD for {kg:,.1f} kg)"
-    )
+    if not math.isfinite(value):  # the value is optional: say it is missing, never "nan USD"
+        text = f"no value declared ({kg:,.1f} kg)"
+    else:
+        text = f"{value / kg if kg > 0 else float('nan'):,.2f} USD/kg declared ({value:,.0f} USD for {kg:,.1f} kg)"
     peer = _num(r.get("log_value_per_kg_peer"))  # log of the training window's median for the peers
     if math.isfinite(peer):
         hs, origin = _txt(r.get("hs_code"), "(none)"), _txt(r.get("origin_country"))
@@ -121,8 +122,11 @@ def _value(r: Row) -> str:
 
 
 def _packaging(r: Row) -> str:
-    return (f"{_num(r.get('gross_weight_kg')):,.1f} kg in {_num(r.get('n_packages')):,.0f} "
-            f"{_txt(r.get('package_type'), 'package')} ({_num(r.get('weight_per_package_kg')):,.2f} kg each)")  # fmt: skip
+    kg, packages = _num(r.get("gross_weight_kg")), _num(r.get("n_packages"))
+    if not math.isfinite(packages):  # the count is optional
+        return f"{kg:,.1f} kg, number of packages not declared"
+    return (f"{kg:,.1f} kg in {packages:,.0f} {_txt(r.get('package_type'), 'package')} "
+            f"({_num(r.get('weight_per_package_kg')):,.2f} kg each)")  # fmt: skip
 
 
 def _goods(r: Row) -> str:

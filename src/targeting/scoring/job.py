@@ -2,7 +2,8 @@
 
 The steps, in order:
 1. read and validate the manifests (bad rows to rejects; a bad file stops the job before anything is
-   written), while the model and its history load beside them;
+   written), while the model and its history load beside them; a declaration id the history already holds
+   with other content is a reject too;
 2. score every valid declaration against its as-of history, decide within each mode's budget, explain
    the selected rows, compare the batch with the training window (on Spark, the scores come from executors);
 3. check that every row read is in exactly one of scores and rejects;
@@ -63,6 +64,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
             say("loading the model and the history index")
             model = loading.result()
             say(f"as-of history from {model.history_source}")
+            manifests = manifests.reject(model.scorer.history.conflicts(manifests.valid))
             prefetched = loading.prefetched(manifests.kept_rows[0])
             result = score(manifests, model, budgets, explore, seed, engine, spark_master, say, prefetched)
     check_row_accounting(result, manifests)

@@ -61,13 +61,18 @@ def session(master: str = "local[2]", app: str = "targeting-score") -> SparkSess
 
 
 def _contract_types(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Rows as Spark hands them to Python (naive UTC timestamps, dates as objects) -> contract dtypes."""
-    from targeting.serving.requests import coerce_declarations, request_rows
+    """Rows as Spark hands them to Python (naive UTC timestamps, dates as objects) -> contract dtypes, by the
+    contract's own typing (the driver validated these rows: none is rejected here)."""
+    from targeting.contract.io import RawTable
+    from targeting.contract.validate import validate_frame
 
     for c in DECLARATIONS.of_kind("timestamp"):
         if c in pdf and getattr(pdf[c].dt, "tz", None) is None:
             pdf[c] = pdf[c].dt.tz_localize("UTC")
-    return coerce_declarations(request_rows(pdf))
+    result = validate_frame(RawTable(pdf, Path("spark-partition"), "spark"), DECLARATIONS)
+    if result.n_rejected:
+        raise AssertionError(f"a validated row was rejected on an executor: {result.rejects.iloc[0].to_dict()}")
+    return result.valid
 
 
 def _partition_scorer(model_uri: str, history: str, batch_keys: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:  # fmt: skip

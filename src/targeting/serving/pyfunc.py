@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 
 from targeting import tracking
@@ -26,7 +26,7 @@ from targeting.history.folder import require_history
 from targeting.history.source import HistorySource
 from targeting.model.classifier import TargetingModel
 from targeting.model.scorer import Scorer
-from targeting.serving.requests import coerce_declarations
+from targeting.serving.requests import RequestError, answer, with_nulls
 
 #: the file MLflow runs to build the pyfunc when it loads a logged model (models from code)
 ENTRY_FILE = Path(__file__).with_name("entry.py")
@@ -55,14 +55,12 @@ class TargetingPyfunc(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        """Per row: calibrated risk, its rank within the request, and the top reasons (TreeSHAP)."""
-        rows = coerce_declarations(pd.DataFrame(model_input)).reset_index(drop=True)
-        scored = self.scorer.score_rows(rows)
-        rank = pd.Series(scored.risk_score).rank(ascending=False, method="first").astype(np.int64).to_numpy()
-        reasons = self.scorer.explain(scored, every_group=False).reasons
-        out = pd.DataFrame({"declaration_id": rows["declaration_id"].astype(str).to_numpy(),
-                            "risk_score": scored.risk_score, "risk_rank": rank})  # fmt: skip
-        return pd.concat([out, reasons.reset_index(drop=True)], axis=1)
+        """Per row: calibrated risk, its rank within the request, and the top reasons (TreeSHAP); a request
+        with rows that break the contract is refused with every problem listed (`requests.answer`)."""
+        try:
+            return with_nulls(answer(self.scorer, pd.DataFrame(model_input)))
+        except RequestError as exc:
+            raise MlflowException.invalid_parameter_value(str(exc)) from None
 
 
 def load_scorer(model_uri: str, history: Path | None = None, no_history: bool = False) -> tuple[Scorer, str]:
