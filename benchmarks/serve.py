@@ -1,8 +1,8 @@
 """The REST server under load: latency of 1-row and 100-row requests, and throughput with 8 clients.
 
 Set-up (cached in data/interim/bench-serve, about a minute the first time): the `small` world and a
-champion trained on it, in a private MLflow store. The server is `targeting serve` (MLflow's scoring
-server) on a free loopback port with the world as its history store; clients are threads posting
+champion trained on it, in a private MLflow store. The server is `targeting serve` (the project's ASGI
+app under uvicorn) on a free loopback port with the world as its history store; clients are threads posting
 pre-serialised `dataframe_split` payloads of the world's last day.
 """
 

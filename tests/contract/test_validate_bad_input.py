@@ -300,6 +300,21 @@ def test_the_fast_blank_or_padded_check_equals_the_python_regex() -> None:
     pattern = r"\S(?:.*\S)?"
     expected = s.str.fullmatch(pattern).fillna(False).astype(bool)
     pd.testing.assert_series_equal(_fullmatch(pattern)(s), expected)
+    many = pd.Series(values * 30, dtype="str")  # past the few values matched one by one: vectorised
+    pd.testing.assert_series_equal(_fullmatch(pattern)(many), many.str.fullmatch(pattern).fillna(False).astype(bool))
+
+
+@pytest.mark.parametrize("copies", [2, 40])  # a few values (one by one) and many (vectorised)
+def test_code_list_and_pattern_checks_give_pandas_answers_for_few_and_many_values(copies: int) -> None:
+    from targeting.contract.schema import locode_pattern
+    from targeting.contract.validate import _fullmatch, _isin
+
+    values = ["SEA", "sea", "AIR", "", None, "NA", "KRPUS", "krpus", "KRPU5", "É", "080390", "0803 90"]
+    s = pd.Series(values * copies, dtype="str")
+    allowed = ["SEA", "AIR", "NA"]
+    pd.testing.assert_series_equal(_isin(allowed)(s), s.isin(allowed), check_names=False)
+    for pattern in (locode_pattern(), r"\d{6,10}"):
+        pd.testing.assert_series_equal(_fullmatch(pattern)(s), s.str.fullmatch(pattern).fillna(False).astype(bool))
 
 
 def test_code_list_rules_checked_per_distinct_value_give_the_same_rejects(tmp_path: Path) -> None:

@@ -233,7 +233,8 @@ def test_an_id_already_in_the_history_with_other_content_is_a_reject(champion) -
     day = pd.read_parquet(sorted((world / "declarations").glob("*.parquet"))[-1])  # stored in the history
     changed = day.copy()
     changed.iloc[0, changed.columns.get_loc("consignee_id")] = "SOMEONE-ELSE"
-    changed.iloc[1, changed.columns.get_loc("gross_weight_kg")] = 123.0
+    changed.iloc[1, changed.columns.get_loc("filed_at")] += pd.Timedelta(hours=1)
+    changed.iloc[2, changed.columns.get_loc("gross_weight_kg")] = 123.0  # not what as-of answers depend on
     changed.to_parquet(folder / "changed.parquet")
     out = folder / "out-conflict"
     result = CliRunner().invoke(app, ["score", str(folder / "changed.parquet"), "--out", str(out), "--no-report"])
@@ -241,7 +242,7 @@ def test_an_id_already_in_the_history_with_other_content_is_a_reject(champion) -
     rejects = pd.read_parquet(out / "rejects.parquet")
     assert list(rejects["reject_reason"]) == [
         "declaration_id: already in the history with other content (consignee_id)",
-        "declaration_id: already in the history with other content (gross_weight_kg)",
+        "declaration_id: already in the history with other content (filed_at)",
     ]
     assert list(rejects["source_row"]) == [1, 2] and rejects["consignee_id"].iloc[0] == "SOMEONE-ELSE"
     assert len(pd.read_parquet(out / "scores.parquet")) == len(day) - 2

@@ -11,6 +11,8 @@ pandera, built from the descriptions in `schema.py`.
 
 from __future__ import annotations
 
+import functools
+import re
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -123,8 +125,7 @@ def _as_text(s: pd.Series) -> pd.Series:
         whole = s.dropna()
         if (whole == np.floor(whole)).all():
             return s.astype("Int64").astype("str")
-    out = s.astype("object").where(s.notna(), None)
-    return out.map(lambda v: v if v is None else str(v)).astype("str")
+    return s.astype("str")  # each value's str(), missing values (None, NaN, NA) stay missing
 
 
 def _coerce(s: pd.Series, col: Column, problems: _Problems) -> pd.Series:
@@ -222,8 +223,17 @@ def _coerce_timestamp(s: pd.Series, name: str, problems: _Problems) -> pd.Series
 _ASCII_SUBSET = {r"\S(?:.*\S)?": r"[!-~](?:[ -~]*[!-~])?"}
 
 
+#: up to this many values, a pattern is matched value by value with Python's `re` (the semantics pandas'
+#: vectorised match keeps, where deciding how to run it costs more than a few values take)
+_FEW_VALUES = 256
+
+
 def _fullmatch(pattern: str):
     def check(s: pd.Series) -> pd.Series:
+        if 0 < len(s) <= _FEW_VALUES:
+            compiled = re.compile(pattern)
+            return pd.Series([isinstance(v, str) and compiled.fullmatch(v) is not None for v in s.tolist()],
+                             index=s.index, dtype=bool)  # fmt: skip  (missing: False, as pandas gives)
         if pattern not in _ASCII_SUBSET or not len(s):
             return s.str.fullmatch(pattern)
         result = s.str.fullmatch(_ASCII_SUBSET[pattern]).astype("boolean")
@@ -235,14 +245,26 @@ def _fullmatch(pattern: str):
     return check
 
 
+def _isin(allowed: Collection[str]):
+    """Membership in a code list: value by value in a Python set for a few values (a request's rows),
+    pandas' vectorised `isin` for many."""
+    values = sorted(allowed)
+    members = frozenset(values)
+
+    def check(s: pd.Series) -> pd.Series:
+        if 0 < len(s) <= _FEW_VALUES:
+            return pd.Series([isinstance(v, str) and v in members for v in s.tolist()], index=s.index, dtype=bool)
+        return s.isin(values)
+
+    return check
+
+
 def _checks(col: Column) -> list[pa.Check]:
     checks: list[pa.Check] = []
     if col.allowed:
-        checks.append(pa.Check.isin(list(col.allowed), error=f"must be one of {', '.join(col.allowed)}"))
+        checks.append(pa.Check(_isin(col.allowed), error=f"must be one of {', '.join(col.allowed)}"))
     if col.country:
-        checks.append(
-            pa.Check.isin(sorted(country_codes()), error="must be an ISO 3166-1 alpha-2 country code")
-        )
+        checks.append(pa.Check(_isin(country_codes()), error="must be an ISO 3166-1 alpha-2 country code"))
     if col.pattern:
         checks.append(pa.Check(_fullmatch(col.pattern), error=col.rule or f"must match {col.pattern}"))
     if col.min_value is not None:
@@ -262,11 +284,12 @@ def _checks(col: Column) -> list[pa.Check]:
     return checks
 
 
-def _pandera_schema(table: Table, present: list[str], by_value: Collection[str] = (),
-                    known_unique: Collection[str] = ()) -> pa.DataFrameSchema:  # fmt: skip
+@functools.lru_cache(maxsize=64)
+def _pandera_schema(table: Table, present: tuple[str, ...], by_value: frozenset[str] = frozenset(),
+                    known_unique: frozenset[str] = frozenset()) -> pa.DataFrameSchema:  # fmt: skip
     """The rules of the `present` columns, per row; for the columns in `by_value` only their nullability
     (their value rules run on their distinct values, `_value_failures`); the columns in `known_unique` are
-    not checked for repeats again."""
+    not checked for repeats again. Built once per shape of input (a server meets the same shape often)."""
     columns = {}
     for col in table.columns:
         if col.name not in present:
@@ -315,7 +338,8 @@ def _apply_rules(typed: pd.DataFrame, table: Table, problems: _Problems,
     register_backends()
     # a unique column that strictly ascends has no repeat: no hash check by pandera
     ascending = {c for c in typed.columns if table.column(c).unique and strictly_ascending(typed[c])}
-    failures = _failures(_pandera_schema(table, list(typed.columns), by_value, ascending), typed)
+    schema = _pandera_schema(table, tuple(typed.columns), frozenset(by_value), frozenset(ascending))
+    failures = _failures(schema, typed)
     if by_value:
         failures += _value_failures(table, by_value)
     place = {name: i for i, name in enumerate(table.names)}
@@ -413,10 +437,8 @@ def validate_frame(raw: RawTable, table: Table) -> ValidationResult:
                 bad = frame[c].str.contains(REPLACEMENT_CHAR, regex=False).fillna(False).to_numpy(dtype=bool)
                 problems.add(bad, f"{c}: invalid UTF-8 bytes")
 
-    typed = pd.DataFrame(index=frame.index)
-    for col in table.columns:
-        if col.name in frame.columns:
-            typed[col.name] = _coerce(frame[col.name], col, problems)
+    typed = pd.DataFrame({col.name: _coerce(frame[col.name], col, problems) for col in table.columns
+                          if col.name in frame.columns}, index=frame.index)  # fmt: skip
     _apply_rules(typed, table, problems, raw.distinct)
     _mode_rules(typed, table, problems)
 

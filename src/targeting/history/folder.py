@@ -60,8 +60,9 @@ def read_store(folder: str | Path | None, target: Target | str) -> HistoryStore:
 
 
 def read_stored(folder: str | Path, ids: list[str]) -> pd.DataFrame:
-    """The folder's stored declarations with these ids (every column; a filtered read of the file)."""
-    table = pq.read_table(Path(folder) / DECLARATIONS_FILE, filters=[("declaration_id", "in", ids)])
+    """The folder's stored declarations with these ids (the columns the store uses; a filtered read)."""
+    table = pq.read_table(Path(folder) / DECLARATIONS_FILE, columns=history_columns(folder),
+                          filters=[("declaration_id", "in", ids)])  # fmt: skip
     return table.to_pandas().drop_duplicates("declaration_id")
 
 

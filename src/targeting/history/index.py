@@ -42,9 +42,10 @@ from targeting.history.store import (
     HistoryStore,
     _seconds,
     first_per_key,
+    row_digests,
 )
 
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -160,6 +161,7 @@ class HistoryIndex:
         """Index `store`; with `threads` > 1 the keys are indexed side by side."""
         decl = store.declarations
         self.ids = pd.Index(decl["declaration_id"].astype(str))
+        self.digests = row_digests(decl)  # each stored id's content, to tell a resent row from another one
         self._ids_table: Any = None  # the ids' string table for large batches, built on first use
         self._saved_id_table: np.ndarray | None = None  # that table's slots, when mapped from a saved index
         decl_s = _seconds(decl["filed_at"])
@@ -297,12 +299,16 @@ class HistoryIndex:
         return self._ids_table
 
     def stored_ids(self, ids: pd.Series) -> np.ndarray:
-        """Which ids the store holds. A large batch probes the kept table of the stored ids (Arrow's `is_in`
-        would rebuild its own hash table on every call); a small query (serving) the pandas hash table of
-        the ids, also built on first use and kept."""
+        """Which ids the store holds (see `stored_positions`)."""
+        return self.stored_positions(ids) >= 0
+
+    def stored_positions(self, ids: pd.Series) -> np.ndarray:
+        """Each id's position among the stored ids, -1 where not stored. A large batch probes the kept table
+        of the stored ids (Arrow's `is_in` would rebuild its own hash table on every call); a small query
+        (serving) the pandas hash table of the ids, also built on first use and kept."""
         if len(ids) > SET_LOOKUP_ROWS:
-            return self._id_table().positions(arrow_text(ids)) >= 0
-        return self.ids.get_indexer(ids) >= 0
+            return self._id_table().positions(arrow_text(ids))
+        return self.ids.get_indexer(ids)
 
     def stored_codes(self, name: str, values: pd.Series) -> np.ndarray:
         """Each value's code among the key's stored values, -1 where not stored or missing: one Arrow set
@@ -424,6 +430,7 @@ class HistoryIndex:
             np.save(tmp / f"{label}.npy", values, allow_pickle=False)
         write_text_values(self.ids.astype(str), tmp / "ids.arrow")
         np.save(tmp / "ids.table.npy", self._id_table().table, allow_pickle=False)  # built once, here
+        np.save(tmp / "ids.digest.npy", self.digests, allow_pickle=False)
         self.orphans.to_parquet(tmp / "orphans.parquet")
         meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint,
                 "keys": {name: key.column for name, key in self.keys.items()}, "pairs": self.pairs is not None}  # fmt: skip
@@ -449,6 +456,7 @@ class HistoryIndex:
         index = cls.__new__(cls)  # the saved arrays, not a store to index again
         index.keys, index.pairs, index.ids, index.orphans, index._ids_table = keys, pairs, ids, orphans, None
         index._saved_id_table = array("ids.table")
+        index.digests = array("ids.digest")
         return index
 
 

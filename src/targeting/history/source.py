@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from targeting.contract.schema import DECLARATION_ID, DECLARATIONS
+from targeting.contract.schema import DECLARATION_ID
 from targeting.errors import InputFileError
 from targeting.history.folder import index_folder, load_fresh, read_store, read_stored, require_history
 from targeting.history.index import HistoryIndex, PrefetchedCodes
-from targeting.history.store import HistoryStore
+from targeting.history.store import CONTENT_COLUMNS, HistoryStore, content_text, row_digests
 
 #: batches up to this many rows are answered through an index (serving); larger ones by one sort-merge
 #: with the store, which is cheaper when the batch is a good part of the store
@@ -101,34 +101,37 @@ class HistorySource:
     def conflicts(self, rows: pd.DataFrame) -> dict[int, str]:
         """Rows whose declaration id the history already holds with other content (row position -> reason):
         ids are unique across the history, so such a row would be answered with another declaration's past.
-        A row stored with the same content (a day scored again) is no conflict, nor one that leaves out
-        values the history has (an empty value is a missing one, as in CSV)."""
+        The content compared is what as-of answers depend on (`store.CONTENT_COLUMNS`: the filing time, the
+        parties, the linked tokens, the route). A row stored with the same content (a day scored again) is
+        no conflict, nor one that leaves out values the history has. The index keeps a digest of each
+        stored row, so only rows whose digest differs are compared column by column."""
         if not len(rows):
             return {}
         ids = rows["declaration_id"].astype(str)
-        index = self.saved_index()
+        index = self.saved_index() if self.saved_index() is not None else self._index
         if index is not None:
-            stored = index.stored_ids(ids)
+            position = index.stored_positions(ids)
+            candidate = position >= 0
+            if not candidate.any():
+                return {}
+            candidate[candidate] = np.asarray(index.digests)[position[candidate]] != row_digests(rows[candidate])
         else:
-            stored = ids.isin(self.store().declarations["declaration_id"].astype(str)).to_numpy()
-        if not stored.any():
+            candidate = ids.isin(self.store().declarations["declaration_id"].astype(str)).to_numpy()
+        if not candidate.any():
             return {}
-        mine = rows[stored]
-        if self.folder:
-            theirs = read_stored(self.folder, list(ids[stored]))
-        else:
-            theirs = self.store().declarations
-        theirs = theirs.set_index(theirs["declaration_id"].astype(str)).loc[ids[stored].to_numpy()]
-        columns = [c for c in DECLARATIONS.names if c in mine.columns and c in theirs.columns and c != DECLARATION_ID]
+        mine = rows[candidate]
+        theirs = self._store.declarations if self._store is not None else read_stored(self.folder, list(ids[candidate]))
+        theirs = theirs.drop_duplicates("declaration_id")
+        theirs = theirs.set_index(theirs["declaration_id"].astype(str)).loc[ids[candidate].to_numpy()]
         differs = {}
-        for c in columns:  # a value sent that differs from the stored one (a value not sent contradicts nothing)
-            a, b = mine[c].reset_index(drop=True).astype(str), theirs[c].reset_index(drop=True).astype(str)
-            sent = (mine[c].notna().to_numpy() & (a != "").to_numpy())
-            kept = theirs[c].notna().to_numpy() & (b != "").to_numpy()
-            differs[c] = sent & (~kept | (a != b).to_numpy())
+        for c in CONTENT_COLUMNS:  # a value sent that differs from the stored one (one not sent contradicts nothing)
+            if c not in mine.columns:
+                continue
+            sent, kept = content_text(mine, c).to_numpy(), content_text(theirs, c).to_numpy()
+            differs[c] = (sent != "") & (sent != kept)
         out = {}
-        for j, position in enumerate(np.flatnonzero(stored)):
-            changed = [c for c in columns if differs[c][j]]
+        for j, position in enumerate(np.flatnonzero(candidate)):
+            changed = [c for c in differs if differs[c][j]]
             if changed:
                 out[int(position)] = (f"{DECLARATION_ID}: already in the history with other content "
                                       f"({', '.join(changed)})")  # fmt: skip

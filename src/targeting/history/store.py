@@ -41,6 +41,31 @@ _SPAN = 10_000_000_000  # > any epoch second we will meet: composite key = code 
 HISTORY_COLUMNS = ("declaration_id", "filed_at", *PARTY_KEYS.values(), *ROUTE_KEYS.values())
 
 
+#: what a stored declaration's as-of answers depend on besides its id: two rows under one id that differ
+#: here would be answered with each other's past
+CONTENT_COLUMNS = tuple(c for c in HISTORY_COLUMNS if c != "declaration_id")
+
+
+def content_text(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A content column as comparable text: times as UTC microseconds, a missing or empty value as "" (so
+    a CSV's empty cell, a Parquet null and an absent column read alike)."""
+    if column not in frame:
+        return pd.Series("", index=frame.index, dtype="str")
+    values = frame[column]
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        micros = values.dt.tz_convert("UTC").astype("datetime64[us, UTC]").astype("int64")
+        return micros.astype("str").where(values.notna(), "")
+    return values.astype("str").where(values.notna(), "").fillna("")
+
+
+def row_digests(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit digest of each row's content columns (equal content, equal digest; pandas' hash of text)."""
+    if not len(frame):
+        return np.zeros(0, np.uint64)
+    text = pd.DataFrame({c: content_text(frame, c) for c in CONTENT_COLUMNS}, index=frame.index)
+    return pd.util.hash_pandas_object(text, index=False).to_numpy(np.uint64)
+
+
 def _seconds(ts: pd.Series) -> np.ndarray:
     return ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64").to_numpy() // _NS_PER_S
 
