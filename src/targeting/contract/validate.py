@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow
+import pyarrow.compute as pc
 
 from targeting.contract.io import REPLACEMENT_CHAR, RawTable, strictly_ascending
 from targeting.contract.schema import (
@@ -181,11 +182,14 @@ def _in_time_range(values: pd.Series, name: str, problems: _Problems) -> pd.Seri
     """Times (or dates) outside the contract's plausible range are rejects, and missing from the typed
     column (`schema.time_range`)."""
     start, end = time_range()
-    if isinstance(values.dtype, pd.ArrowDtype):  # dates
-        as_time = pd.to_datetime(values.astype("datetime64[s]")).dt.tz_localize("UTC")
-    else:
-        as_time = values
-    outside = (as_time.notna() & ((as_time < start) | (as_time > end))).to_numpy(dtype=bool)
+    if isinstance(values.dtype, pd.ArrowDtype):  # dates: compared as Arrow dates
+        days = values.array.__arrow_array__()
+        below = pc.less(days, pyarrow.scalar(start.date(), days.type))
+        above = pc.greater(days, pyarrow.scalar(end.date(), days.type))
+        outside = pc.fill_null(pc.or_(below, above), False).to_numpy(zero_copy_only=False)
+    else:  # UTC times: compared as microseconds (NaT compares false)
+        micros = values.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        outside = (micros < start.tz_convert(None).to_datetime64()) | (micros > end.tz_convert(None).to_datetime64())
     if outside.any():
         problems.add_untyped(name, outside, f"{name}: outside {start:%Y-%m-%d} .. {end:%Y-%m-%d} (UTC)")
         values = values.where(~outside)
