@@ -106,8 +106,9 @@ def test_saved_index_batch_paths_and_threads_answer_as_the_reference(tmp_path, m
     insp.to_parquet(history / "inspections.parquet")  # outcomes of rows not stored yet, too
     folder, counts = build_index(history, "hit")
     assert counts["declarations"] == 400 and folder == index_folder(history, "hit")
-    loaded = load_fresh(history, "hit")
-    assert loaded is not None
+    saved = load_fresh(history, "hit")
+    assert saved is not None and not len(saved.delta)
+    loaded = saved.index
     store = HistoryStore.from_tables(decl.iloc[:400], insp, "hit")
     query = pd.concat([decl.iloc[350:], decl.iloc[[420, 10]]])  # stored, new and a duplicate id
     expected = store.as_of(query)
@@ -217,7 +218,7 @@ def test_a_save_that_fails_leaves_the_old_index_and_no_half_written_folder(tmp_p
     assert sorted(p.name for p in (history / INDEX_FOLDER).iterdir()) == ["hit"]  # no .index-* folder
     monkeypatch.setattr(np, "save", real_save)
     again = load_fresh(history, "hit")
-    assert again is not None and len(again.ids) == len(saved.ids)
+    assert again is not None and len(again.index.ids) == len(saved.index.ids)
 
 
 def test_string_table_finds_what_arrow_index_in_finds() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from targeting.cli import daily, data, evaluate, serving, training
+from targeting.cli import daily, data, evaluate, history, serving, training
 
 app = typer.Typer(
     name="targeting",
@@ -32,6 +32,13 @@ evaluate_app = typer.Typer(help="Evaluation protocols of evaluation.md (print a 
 evaluate_app.command("kcs")(evaluate.kcs)
 evaluate_app.command("world")(evaluate.world)
 app.add_typer(evaluate_app, name="evaluate")
+
+history_app = typer.Typer(help="The history: add a day, migrate a single-file history, index it.", no_args_is_help=True)
+history_app.command("add")(history.add)
+history_app.command("migrate")(history.migrate)
+history_app.command("index")(data.history_index)
+app.add_typer(history_app, name="history")
+app.command()(history.examine)
 
 
 def main() -> None:

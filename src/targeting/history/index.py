@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from targeting.history.store import (
     row_digests,
 )
 
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -152,7 +152,41 @@ class _Batch:
     orphan_rows: np.ndarray
     orphan_s: np.ndarray
     orphan_hit: np.ndarray
+    #: indexed outcomes (without a hit) that a delta replaces: rows carrying them and their known seconds
+    removed_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    removed_s: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
+
+@dataclass
+class Delta:
+    """What a history committed after its index was saved: declarations (the store's columns) and outcomes
+    (declaration_id, label, known_at). `HistoryIndex.as_of` answers as if they were indexed too."""
+
+    declarations: pd.DataFrame
+    outcomes: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.declarations) + len(self.outcomes)
+
+
+@dataclass
+class _Pre:
+    """The rows put before a query to answer with a delta: the delta's declarations (new to the index) and
+    one carrier row per indexed declaration that has a delta outcome (not new: it only carries them)."""
+
+    rows: pd.DataFrame
+    new: np.ndarray
+    delta_ids: pd.Index
+    orphan_rows: np.ndarray  # positions among `rows` of the rows that carry each delta outcome
+    orphan_s: np.ndarray
+    orphan_hit: np.ndarray
+    removed_rows: np.ndarray  # the indexed outcome (without a hit) each amended declaration replaces
+    removed_s: np.ndarray
+
+
+class StaleIndex(Exception):
+    """A delta amends an indexed outcome in a way the index cannot answer around (an earlier hit for a
+    declaration indexed with a hit): the history must be indexed again."""
 
 class HistoryIndex:
     """A `HistoryStore` prepared once for many `as_of` calls (same answers, array lookups per query)."""
@@ -184,6 +218,15 @@ class HistoryIndex:
             built = dict(zip(columns, pool.map(index_key, columns.values()), strict=True))
         self.keys: dict[str, _Key] = {name: key for name, (key, _) in built.items()}
         codes = {name: c for name, (_, c) in built.items()}
+        #: each stored row's code per key and its filing second: a delta's late outcome of a stored row is
+        #: counted under that row's values (see `as_of`)
+        self.row_codes: dict[str, np.ndarray] = {name: c.astype(np.int32) for name, c in codes.items()}
+        self.row_filed_s = decl_s
+        at = self.ids.get_indexer(outcome["declaration_id"].astype(str))
+        self.row_out_s = np.full(len(decl), -1, np.int64)  # each stored row's outcome: known second (-1: none)
+        self.row_out_s[at] = out_s
+        self.row_out_hit = np.zeros(len(decl), bool)
+        self.row_out_hit[at] = hit
         self.pairs: dict[str, np.ndarray] | None = None
         if "address" in codes and "consignor" in codes:
             a, s = codes["address"], codes["consignor"]
@@ -197,15 +240,69 @@ class HistoryIndex:
 
     # ---- answering ----------------------------------------------------------------------------
 
-    def as_of(
-        self, query: pd.DataFrame, threads: int = 1, prefetched: PrefetchedCodes | None = None
-    ) -> pd.DataFrame:
+    def as_of(self, query: pd.DataFrame, threads: int = 1, prefetched: PrefetchedCodes | None = None,
+              delta: Delta | None = None) -> pd.DataFrame:  # fmt: skip
         """Raw as-of counts for every query row (index kept): the same frame `HistoryStore.as_of` returns.
         With `threads` > 1 the keys are answered side by side, while one more thread finds which query
         rows are new to the store (the keys need that only once their values are looked up and sorted).
         `prefetched`: which query ids are stored and the stored codes of its key columns, as far as
         another thread has looked them up already (the daily job's, while it validated the manifest);
-        the rest are looked up here."""
+        the rest are looked up here. `delta`: what the history holds beyond this index; its declarations
+        are answered as rows put before the query (new to the index, so they count as the batch's own
+        earlier rows do) and its outcomes as outcomes of those rows (or of carrier rows for indexed
+        declarations), so the answers are those of the index and the delta indexed together."""
+        if delta is None or not len(delta):
+            return self._as_of(query, threads, prefetched)
+        if prefetched is not None:
+            prefetched.claim()  # looked up for the query alone
+        pre = self._pre(delta)
+        columns = [c for c in pre.rows.columns if c in query.columns or c in ("declaration_id", "filed_at")]
+        joined = pd.concat([pre.rows[columns], query[columns]], ignore_index=True)
+        answers = self._as_of(joined, threads, None, pre)
+        out = answers.iloc[len(pre.rows):]
+        out.index = query.index.copy()
+        return out
+
+    def _pre(self, delta: Delta) -> _Pre:
+        """The rows to put before a query for `delta` (see `as_of`)."""
+        decl = delta.declarations.drop_duplicates("declaration_id").reset_index(drop=True)
+        decl_ids = pd.Index(decl["declaration_id"].astype(str))
+        new = ~self.stored_ids(decl["declaration_id"].astype(str))
+        outcomes = delta.outcomes
+        out_ids = outcomes["declaration_id"].astype(str)
+        in_delta = decl_ids.get_indexer(out_ids)
+        in_index = np.where(in_delta < 0, self.stored_positions(out_ids), -1)
+        carried = np.unique(in_index[in_index >= 0])
+        carriers = pd.DataFrame({"declaration_id": self.ids[carried].to_numpy(),
+                                 "filed_at": pd.to_datetime(np.asarray(self.row_filed_s)[carried], unit="s", utc=True)})  # fmt: skip
+        for name, key in self.keys.items():
+            codes = np.asarray(self.row_codes[name])[carried]
+            carriers[key.column] = pd.Series(np.asarray(key.values, dtype=object)[np.maximum(codes, 0)],
+                                             dtype="str").where(codes >= 0)  # fmt: skip
+        rows = pd.concat([decl, carriers], ignore_index=True)
+        row_of = np.where(in_delta >= 0, in_delta, len(decl) + np.searchsorted(carried, in_index))
+        known = (in_delta >= 0) | (in_index >= 0)  # an outcome of neither is dropped: `history add` refuses it
+        out_s, out_hit = _seconds(outcomes["known_at"]), outcomes["label"].to_numpy(dtype=bool)
+        # an indexed declaration with an indexed outcome, whose inspections go on in the delta: its outcome
+        # is the one of all its inspections (`labels`): the indexed one is replaced by the combined one
+        pos = np.maximum(in_index, 0)
+        amended = (in_index >= 0) & (np.asarray(self.row_out_s)[pos] >= 0)
+        b_s, b_hit = np.asarray(self.row_out_s)[pos], np.asarray(self.row_out_hit)[pos]
+        c_hit = b_hit | out_hit
+        first_hit = np.minimum(np.where(b_hit, b_s, np.iinfo(np.int64).max), np.where(out_hit, out_s, np.iinfo(np.int64).max))
+        c_s = np.where(c_hit, first_hit, np.maximum(b_s, out_s))
+        if (amended & b_hit & (c_s != b_s)).any():
+            raise StaleIndex("a delta outcome moves an indexed hit")
+        unchanged = amended & b_hit  # an indexed hit stays the outcome: nothing to add
+        replaced = amended & ~b_hit
+        out_s, out_hit = np.where(replaced, c_s, out_s), np.where(replaced, c_hit, out_hit)
+        keep = known & ~unchanged
+        return _Pre(rows, np.r_[new, np.zeros(len(carriers), bool)], decl_ids, row_of[keep].astype(np.int64),
+                    out_s[keep], out_hit[keep], row_of[replaced].astype(np.int64), b_s[replaced])  # fmt: skip
+
+    def _as_of(self, query: pd.DataFrame, threads: int = 1, prefetched: PrefetchedCodes | None = None,
+               pre: _Pre | None = None) -> pd.DataFrame:  # fmt: skip
+        """`as_of` of a query (and the rows put before it, `pre`)."""
         if prefetched is not None:
             prefetched.claim()
         seconds = _seconds(query["filed_at"])
@@ -230,7 +327,7 @@ class HistoryIndex:
             block[:, -1] = self._new_senders(address[0], consignor[0], address[1], batch)
 
         if threads == 1:
-            batch = self._batch(query, seconds, prefetched)
+            batch = self._batch(query, seconds, prefetched, pre)
             keys = {n: self._fill_key(n, self._prepare_key(n, query, seconds, prefetched), batch, time_order,
                                       block[:, at[n]]) for n in names}  # fmt: skip
             if senders:
@@ -241,7 +338,7 @@ class HistoryIndex:
         # runs beside the other keys' answers rather than after them all.
         lead = ["address", "consignor"] if senders else []
         with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(threads) as pool:
-            pending = side.submit(self._batch, query, seconds, prefetched)
+            pending = side.submit(self._batch, query, seconds, prefetched, pre)
             prepared = {
                 n: pool.submit(self._prepare_key, n, query, seconds, prefetched)
                 for n in dict.fromkeys(lead + names)
@@ -262,9 +359,8 @@ class HistoryIndex:
                 job.result()
         return pd.DataFrame(block, index=query.index.copy(), columns=columns, copy=False)
 
-    def _batch(
-        self, query: pd.DataFrame, seconds: np.ndarray, prefetched: PrefetchedCodes | None = None
-    ) -> _Batch:
+    def _batch(self, query: pd.DataFrame, seconds: np.ndarray, prefetched: PrefetchedCodes | None = None,
+               pre: _Pre | None = None) -> _Batch:  # fmt: skip
         ids = query["declaration_id"].astype(str)
         stored = prefetched.codes(IDS) if prefetched is not None else None
         stored = self.stored_ids(ids) if stored is None else stored
@@ -274,15 +370,22 @@ class HistoryIndex:
             new = ~stored & ~ids.duplicated().to_numpy()
         rows = np.zeros(0, np.int64)
         o_s, o_hit = np.zeros(0, np.int64), np.zeros(0, bool)
+        removed_rows, removed_s = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if pre is not None:  # the rows before the query: their own newness; a query row the delta holds is stored
+            n = len(pre.rows)
+            new[:n] = pre.new
+            new[n:] &= ~ids[n:].isin(pre.delta_ids).to_numpy()
+            rows, o_s, o_hit = pre.orphan_rows, pre.orphan_s, pre.orphan_hit
+            removed_rows, removed_s = pre.removed_rows, pre.removed_s
         if len(self.orphans):
             new_ids = pd.Index(ids[new])
             pos = new_ids.get_indexer(self.orphans["declaration_id"].astype(str))
             mine = pos >= 0
             if mine.any():
-                rows = np.flatnonzero(new)[pos[mine]]
-                o_s = _seconds(self.orphans["known_at"][mine])
-                o_hit = self.orphans["label"].to_numpy(dtype=bool)[mine]
-        return _Batch(seconds, new, rows, o_s, o_hit)
+                rows = np.r_[rows, np.flatnonzero(new)[pos[mine]]]
+                o_s = np.r_[o_s, _seconds(self.orphans["known_at"][mine])]
+                o_hit = np.r_[o_hit, self.orphans["label"].to_numpy(dtype=bool)[mine]]
+        return _Batch(seconds, new, rows, o_s, o_hit, removed_rows, removed_s)
 
     def prepare_lookups(self) -> None:
         """Ready the hash table of the stored ids that a large batch is checked against: mapped from a saved
@@ -431,6 +534,11 @@ class HistoryIndex:
         write_text_values(self.ids.astype(str), tmp / "ids.arrow")
         np.save(tmp / "ids.table.npy", self._id_table().table, allow_pickle=False)  # built once, here
         np.save(tmp / "ids.digest.npy", self.digests, allow_pickle=False)
+        np.save(tmp / "ids.filed_s.npy", np.asarray(self.row_filed_s, np.int64), allow_pickle=False)
+        np.save(tmp / "ids.out_s.npy", np.asarray(self.row_out_s, np.int64), allow_pickle=False)
+        np.save(tmp / "ids.out_hit.npy", np.asarray(self.row_out_hit, bool), allow_pickle=False)
+        for name, codes in self.row_codes.items():
+            np.save(tmp / f"rows.{name}.npy", codes, allow_pickle=False)
         self.orphans.to_parquet(tmp / "orphans.parquet")
         meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint,
                 "keys": {name: key.column for name, key in self.keys.items()}, "pairs": self.pairs is not None}  # fmt: skip
@@ -457,13 +565,16 @@ class HistoryIndex:
         index.keys, index.pairs, index.ids, index.orphans, index._ids_table = keys, pairs, ids, orphans, None
         index._saved_id_table = array("ids.table")
         index.digests = array("ids.digest")
+        index.row_filed_s = array("ids.filed_s")
+        index.row_out_s, index.row_out_hit = array("ids.out_s"), array("ids.out_hit")
+        index.row_codes = {name: array(f"rows.{name}") for name in meta["keys"]}
         return index
 
 
 def _orphan_counts(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stored outcomes of the query's new rows, known strictly before each row: count, hits, last hit
     second; three empty arrays when the batch has none (the compiled loop then adds nothing)."""
-    if len(batch.orphan_rows) == 0:
+    if len(batch.orphan_rows) == 0 and len(batch.removed_rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     at_all = _code_time(code, batch.seconds)
     o_code = code[batch.orphan_rows].astype(np.int64)
@@ -479,4 +590,9 @@ def _orphan_counts(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndar
     last_i = np.searchsorted(hits, at_all) - 1
     last = np.where(n_hits > 0, hits[np.maximum(last_i, 0)] - base if len(hits) else 0, np.nan).astype(float)
     valid = code >= 0
-    return np.where(valid, count(events), 0), np.where(valid, n_hits, 0), np.where(valid, last, np.nan)
+    inspected = count(events)
+    if len(batch.removed_rows):  # indexed outcomes replaced by a delta's: no longer counted
+        r_code = code[batch.removed_rows].astype(np.int64)
+        r_keep = r_code >= 0
+        inspected = inspected - count(np.sort(r_code[r_keep] * _SPAN + batch.removed_s[r_keep]))
+    return np.where(valid, inspected, 0), np.where(valid, n_hits, 0), np.where(valid, last, np.nan)

@@ -1,11 +1,15 @@
 """Where as-of answers come from: one policy for the batch, the server and the Spark executors.
 
-Three answerers give the same answers (tests/history/test_index.py); only their cost differs:
-- the index saved beside the history folder, when it is up to date (`targeting history-index`): mapped
-  from disk, it answers a batch of any size by array lookups;
+Three answerers give the same answers (tests/history/); only their cost differs:
+- the index saved beside the history folder, with its delta (what `targeting history add` committed after
+  it was saved): mapped from disk, it answers a batch of any size by array lookups, the delta's rows
+  answered as if they were indexed;
 - else, for a small request (serving), an index built in memory on first use and kept;
 - else, for a large batch, one sort-merge of the batch with the store (`HistoryStore.as_of`), cheaper than
   indexing when the batch is a good part of the store.
+A long-lived reader (the server) calls `refresh()`: when the history has committed a new version it
+loads the new delta (or index), so a seizure recorded yesterday counts for today's requests without a
+restart; a half-written add is never seen (the manifest is replaced in one step).
 """
 
 from __future__ import annotations
@@ -17,8 +21,16 @@ import pandas as pd
 
 from targeting.contract.schema import DECLARATION_ID
 from targeting.errors import InputFileError
-from targeting.history.folder import index_folder, load_fresh, read_store, read_stored, require_history
-from targeting.history.index import HistoryIndex, PrefetchedCodes
+from targeting.history.folder import (
+    SavedIndex,
+    index_folder,
+    load_fresh,
+    read_store,
+    read_stored,
+    require_history,
+)
+from targeting.history.index import HistoryIndex, PrefetchedCodes, StaleIndex
+from targeting.history.layout import is_partitioned, read_manifest
 from targeting.history.store import CONTENT_COLUMNS, HistoryStore, content_text, row_digests
 
 #: batches up to this many rows are answered through an index (serving); larger ones by one sort-merge
@@ -37,9 +49,11 @@ class HistorySource:
         self.folder = str(folder) if folder else ""
         self.target = str(target)
         self._store = store
+        self._fixed = store is not None  # answers from the given store, never from the folder
         self._may_use_saved = store is None
-        self._index: HistoryIndex | None = None
-        self._index_saved = False
+        self._saved: SavedIndex | None = None
+        self._index: HistoryIndex | None = None  # built in memory from the store (small requests)
+        self._version = self._current_version()
 
     @classmethod
     def none(cls, target: str) -> HistorySource:
@@ -59,36 +73,57 @@ class HistorySource:
         whole batch would be (what a partitioned engine needs)."""
         return HistorySource(self.folder, self.target, self.store().including(rows))
 
+    def refresh(self) -> bool:
+        """Load what the history committed since this source last read it (a cheap check of its manifest
+        when nothing changed). True when something new was loaded."""
+        if self._fixed or not self.folder:
+            return False
+        version = self._current_version()
+        if version == self._version:
+            return False
+        self._version = version
+        self._store, self._index, self._saved, self._may_use_saved = None, None, None, True
+        return True
+
+    def _current_version(self) -> int:
+        if self.folder and is_partitioned(self.folder):
+            return read_manifest(self.folder).version
+        return 0
+
     def describe(self) -> str:
         """Where the answers come from, for the job's progress lines."""
-        if self.saved_index() is not None:
-            return f"the saved history index in {index_folder(self.folder, self.target)}"
-        return "the history store (no up-to-date saved index: `targeting history-index` saves one)"
+        saved = self.saved_index()
+        if saved is not None:
+            extra = f", and {len(saved.delta.declarations):,} declarations and {len(saved.delta.outcomes):,} " \
+                    "outcomes committed after it" if len(saved.delta) else ""  # fmt: skip
+            return f"the saved history index in {index_folder(self.folder, self.target)}{extra}"
+        return "the history store (no saved index: `targeting history-index` saves one)"
 
-    def saved_index(self) -> HistoryIndex | None:
-        """The up-to-date index saved beside the history folder, if there is one (looked for once)."""
+    def saved_index(self) -> SavedIndex | None:
+        """The index saved beside the history folder and its delta, if there is one (looked for once)."""
         if self._may_use_saved and self.folder:
             self._may_use_saved = False
-            self._index = load_fresh(self.folder, self.target)
-            self._index_saved = self._index is not None
-        return self._index if self._index_saved else None
+            self._saved = load_fresh(self.folder, self.target)
+        return self._saved
 
     def prepare_for_batch(self) -> None:
         """Build what a large batch's lookups use in the saved index (if any), so that a caller can do it
         beside other work."""
-        index = self.saved_index()
-        if index is not None:
-            index.prepare_lookups()
+        saved = self.saved_index()
+        if saved is not None:
+            saved.index.prepare_lookups()
 
     def answerer(self, n_rows: int) -> Answerer:
         """Who answers the as-of questions of `n_rows` rows (see the module docstring)."""
-        if self.saved_index() is not None or self._index is not None:
-            assert self._index is not None
+        saved = self.saved_index()
+        if saved is not None:
+            return saved.index
+        if self._index is not None:
             return self._index
         store = self.store()
         if n_rows > max(INDEX_MAX_ROWS, len(store.declarations) // 10):
             return store
-        self._index, self._index_saved = HistoryIndex(store), False
+        self._index = HistoryIndex(store)
         return self._index
 
     def store(self) -> HistoryStore:
@@ -107,22 +142,23 @@ class HistorySource:
         stored row, so only rows whose digest differs are compared column by column."""
         if not len(rows):
             return {}
-        ids = rows["declaration_id"].astype(str)
-        index = self.saved_index() if self.saved_index() is not None else self._index
+        ids = rows[DECLARATION_ID].astype(str)
+        saved = self.saved_index()
+        index = saved.index if saved is not None else self._index
         if index is not None:
             position = index.stored_positions(ids)
             candidate = position >= 0
-            if not candidate.any():
-                return {}
             candidate[candidate] = np.asarray(index.digests)[position[candidate]] != row_digests(rows[candidate])
+            if saved is not None and len(saved.delta.declarations):  # ids the delta holds: compared directly
+                candidate |= ids.isin(saved.delta.declarations[DECLARATION_ID].astype(str)).to_numpy()
         else:
-            candidate = ids.isin(self.store().declarations["declaration_id"].astype(str)).to_numpy()
+            candidate = ids.isin(self.store().declarations[DECLARATION_ID].astype(str)).to_numpy()
         if not candidate.any():
             return {}
         mine = rows[candidate]
         theirs = self._store.declarations if self._store is not None else read_stored(self.folder, list(ids[candidate]))
-        theirs = theirs.drop_duplicates("declaration_id")
-        theirs = theirs.set_index(theirs["declaration_id"].astype(str)).loc[ids[candidate].to_numpy()]
+        theirs = theirs.drop_duplicates(DECLARATION_ID)
+        theirs = theirs.set_index(theirs[DECLARATION_ID].astype(str)).loc[ids[candidate].to_numpy()]
         differs = {}
         for c in CONTENT_COLUMNS:  # a value sent that differs from the stored one (one not sent contradicts nothing)
             if c not in mine.columns:
@@ -140,12 +176,19 @@ class HistorySource:
     def annotate(self, rows: pd.DataFrame, threads: int = 1,
                  prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
         """`rows` with their as-of counts alongside; `prefetched` lookups are used only by the saved index
-        they were made for."""
+        they were made for (and only while it has no delta)."""
         answerer = self.answerer(len(rows))
-        if prefetched is not None and answerer is not self.saved_index():
+        saved = self.saved_index()
+        if saved is not None:
+            try:
+                counts = saved.index.as_of(rows, threads, prefetched, saved.delta)
+                return pd.concat([rows, counts], axis=1)
+            except StaleIndex:  # the delta amends the index beyond what it can answer around: the store
+                self._saved = None
+                answerer = self.answerer(len(rows))
+        if prefetched is not None:
             prefetched.claim()  # looked up for another answerer: unused
-            prefetched = None
-        return annotate(rows, answerer, threads, prefetched)
+        return annotate(rows, answerer, threads)
 
 
 def annotate(declarations: pd.DataFrame, answerer: Answerer, threads: int = 1,

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from targeting.contract.io import write_json, write_tables
+from targeting.contract.manifests import Manifests, read_manifests
 from targeting.errors import ConfigError
 from targeting.history import _compiled as history_loops
 from targeting.history.index import PrefetchedCodes
@@ -29,7 +30,6 @@ from targeting.model.scorer import Scorer
 from targeting.scoring._concurrency import Loaded, Loading, job_policy
 from targeting.scoring.batch import ScoreResult, empty_result, score_batch
 from targeting.scoring.decisions import Budget
-from targeting.scoring.manifests import Manifests, read_manifests
 
 ENGINES = ("pandas", "spark")
 
@@ -103,7 +103,10 @@ def load_model(model_uri: str, history: Path | None, no_history: bool, large_bat
     source = scorer.history.describe()  # loads the saved index, if any
     if large_batch:
         scorer.history.prepare_for_batch()
-    return Loaded(Model(scorer, resolved, source), scorer.history.saved_index())
+    saved = scorer.history.saved_index()
+    # the manifest's key values are looked up ahead in the saved index when it answers alone (no delta)
+    lookups = saved.index if saved is not None and not len(saved.delta) else None
+    return Loaded(Model(scorer, resolved, source), lookups)
 
 
 def score(manifests: Manifests, model: Model, budgets: dict[str, Budget], explore: float, seed: int, engine: str,

@@ -39,6 +39,36 @@ DETECTION = {
     "MISDECLARED_CHEMICAL": (0.20, 0.10, 0.50, 0.60, 0.95),
 }
 NII, CANINE, PARTIAL, FULL, LAB = range(5)
+
+
+def examination(rng: np.random.Generator, reason: str, mode: str, det: tuple[float, ...] | None, smuggling: bool,
+                violation: bool) -> tuple[list[str], bool, bool]:  # fmt: skip
+    """How a selected declaration is examined (the exams, in order) and what they find: drugs (a hit), or
+    another violation. `det`: the detection probabilities of its concealment (None for legitimate goods)."""
+    if reason == "INTEL_TIP":
+        exams = ["PHYSICAL_FULL"]
+        p = max(det[FULL], det[LAB]) if det else 0.0
+        if det and det[LAB] > 0:
+            exams.append("LAB")
+    elif reason == "MANDATORY":
+        exams = ["NII_XRAY", "PHYSICAL_PARTIAL"]
+        p = 0.85 if det else 0.0
+    elif mode in ("SEA", "AIR"):
+        if rng.random() < 0.8:
+            alarm = rng.random() < (det[NII] if det else (0.03 if mode == "SEA" else 0.01))
+            exams = ["NII_XRAY"] + (["PHYSICAL_FULL"] if alarm else [])
+            p = (det[FULL] if det else 0.0) if alarm else 0.0
+        else:
+            exams = ["PHYSICAL_PARTIAL"]
+            p = det[PARTIAL] if det else 0.0
+    else:
+        first = "CANINE" if rng.random() < 0.15 else "NII_XRAY"
+        exams = [first, "PHYSICAL_PARTIAL"]
+        p = max(det[PARTIAL], det[CANINE if first == "CANINE" else NII]) if det else 0.0
+    hit = smuggling and rng.random() < p
+    physical = any(e.startswith("PHYSICAL") for e in exams)
+    other = (not hit) and violation and physical and rng.random() < 0.7
+    return exams, hit, other
 WATCHLIST_HS_PREFIXES = (
     "0803",
     "0804",
@@ -430,29 +460,7 @@ class World:
             exam_at = filed.iloc[i] + pd.Timedelta(days=int(lead[i]), hours=int(rng.integers(1, 20)))
             if m == "POST" and r not in ("INTEL_TIP", "MANDATORY") and rng.random() > cfg.post_presented:
                 continue  # targeted mail not presented for inspection
-            if r == "INTEL_TIP":
-                exams = ["PHYSICAL_FULL"]
-                p = max(det[FULL], det[LAB]) if det else 0.0
-                if det and det[LAB] > 0:
-                    exams.append("LAB")
-            elif r == "MANDATORY":
-                exams = ["NII_XRAY", "PHYSICAL_PARTIAL"]
-                p = 0.85 if det else 0.0
-            elif m in ("SEA", "AIR"):
-                if rng.random() < 0.8:
-                    alarm = rng.random() < (det[NII] if det else (0.03 if m == "SEA" else 0.01))
-                    exams = ["NII_XRAY"] + (["PHYSICAL_FULL"] if alarm else [])
-                    p = (det[FULL] if det else 0.0) if alarm else 0.0
-                else:
-                    exams = ["PHYSICAL_PARTIAL"]
-                    p = det[PARTIAL] if det else 0.0
-            else:
-                first = "CANINE" if rng.random() < 0.15 else "NII_XRAY"
-                exams = [first, "PHYSICAL_PARTIAL"]
-                p = max(det[PARTIAL], det[CANINE if first == "CANINE" else NII]) if det else 0.0
-            hit = smuggling[i] and rng.random() < p
-            physical = any(e.startswith("PHYSICAL") for e in exams)
-            other = (not hit) and violation[i] and physical and rng.random() < 0.7
+            exams, hit, other = examination(rng, r, m, det, bool(smuggling[i]), bool(violation[i]))
             for j, exam in enumerate(exams):
                 last = j == len(exams) - 1
                 result = "NO_FINDING"
