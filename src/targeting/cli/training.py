@@ -23,6 +23,10 @@ WORLD = Path(defaults.DEFAULT_WORLD)
 def train(
     declarations: Annotated[Path, typer.Option(help="declarations Parquet (contract)")] = WORLD / "declarations.parquet",
     inspections: Annotated[Path, typer.Option(help="inspections Parquet (contract)")] = WORLD / "inspections.parquet",
+    history: Annotated[
+        Path | None,
+        typer.Option(help="a history folder to train on instead (its committed declarations and outcomes)"),
+    ] = None,
     train_end: Annotated[
         str,
         typer.Option(help=f"end of the training window (exclusive, UTC; empty: {defaults.VALID_DAYS} days "
@@ -63,7 +67,13 @@ def train(
 
     say = stage_printer()
     say("reading tables")
-    data = load_tables(declarations, inspections)
+    if history is not None:
+        from targeting.history.folder import read_history, require_history
+        from targeting.training.train import TrainingData
+
+        data = TrainingData(*read_history(require_history(history, "--history")))
+    else:
+        data = load_tables(declarations, inspections)
     split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"])
     extras = tuple(c for c in extra_numeric.split(",") if c)
     extra_cats = tuple(c for c in extra_categorical.split(",") if c)
@@ -71,11 +81,14 @@ def train(
     config = TrainConfig(features=features, num_threads=threads, seed=seed, propensity_weights=propensity_weights,
                          search_trials=search)  # fmt: skip
     result = run_training(data, split, config, target, progress=say)
-    params = {"declarations": str(declarations), "inspections": str(inspections), "train_window": str(split.train),
+    source = {"history": str(history.resolve())} if history is not None else \
+        {"declarations": str(declarations), "inspections": str(inspections)}  # fmt: skip
+    params = {**source, "train_window": str(split.train),
               "valid_window": str(split.valid), "target": target, "threads": threads, "seed": seed,
               "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras),
               "extra_categorical": ",".join(extra_cats), "search_trials": search}  # fmt: skip
-    logged = log_run(result, data, params, str(declarations.parent), register, progress=say)
+    history_dir = history if history is not None else declarations.parent
+    logged = log_run(result, data, params, str(history_dir), register, progress=say)
     say("done")
     print_frame("validation window, inspected rows: precision / recall at budget",
                  result.budget.round(4))  # fmt: skip

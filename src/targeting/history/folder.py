@@ -73,6 +73,11 @@ def read_outcomes(files: list[Path]) -> pd.DataFrame:
     return INSPECTIONS.empty_frame() if frame is None else frame
 
 
+def read_history(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every committed declaration and outcome of a history folder (either layout), e.g. for training."""
+    return read_declarations(committed_files(folder, "declarations")), read_outcomes(committed_files(folder, "outcomes"))
+
+
 def read_store(folder: str | Path | None, target: Target | str) -> HistoryStore:
     """The folder's committed declarations and outcomes as a store (an empty store for no folder)."""
     if folder is None or not Path(folder).is_dir():

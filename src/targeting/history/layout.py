@@ -92,6 +92,18 @@ def committed_files(folder: str | Path, table: str) -> list[Path]:
     return [legacy] if legacy.exists() else []
 
 
+def day_files(folder: str | Path, table: str, start: pd.Timestamp, end: pd.Timestamp | None) -> list[Path]:
+    """The table's committed files of the UTC days that overlap [start, end) (every file of a single-file
+    history, which has no days)."""
+    files = committed_files(folder, table)
+    if not is_partitioned(folder):
+        return files
+    first = start.tz_convert("UTC").strftime("%Y-%m-%d")
+    last = (end - pd.Timedelta(microseconds=1)).tz_convert("UTC").strftime("%Y-%m-%d") if end is not None else None
+    return [f for f in files if f.parent.name.removeprefix("day=") >= first
+            and (last is None or f.parent.name.removeprefix("day=") <= last)]  # fmt: skip
+
+
 def read_table(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame | None:
     """The rows of these files as one frame (only `columns` that the files have), or None for no files."""
     if not files:

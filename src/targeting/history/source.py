@@ -7,8 +7,8 @@ Three answerers give the same answers (tests/history/); only their cost differs:
 - else, for a small request (serving), an index built in memory on first use and kept;
 - else, for a large batch, one sort-merge of the batch with the store (`HistoryStore.as_of`), cheaper than
   indexing when the batch is a good part of the store.
-A long-lived reader (the server) calls `refresh()`: when the history has committed a new version it
-loads the new delta (or index), so a seizure recorded yesterday counts for today's requests without a
+A long-lived reader (the server) asks `changed()` (a stat of the manifest) and swaps in `reopened()` when
+the history has committed an add, so a seizure recorded yesterday counts for today's requests without a
 restart; a half-written add is never seen (the manifest is replaced in one step).
 """
 
@@ -30,7 +30,7 @@ from targeting.history.folder import (
     require_history,
 )
 from targeting.history.index import HistoryIndex, PrefetchedCodes, StaleIndex
-from targeting.history.layout import is_partitioned, read_manifest
+from targeting.history.layout import MANIFEST
 from targeting.history.store import CONTENT_COLUMNS, HistoryStore, content_text, row_digests
 
 #: batches up to this many rows are answered through an index (serving); larger ones by one sort-merge
@@ -73,22 +73,26 @@ class HistorySource:
         whole batch would be (what a partitioned engine needs)."""
         return HistorySource(self.folder, self.target, self.store().including(rows))
 
-    def refresh(self) -> bool:
-        """Load what the history committed since this source last read it (a cheap check of its manifest
-        when nothing changed). True when something new was loaded."""
-        if self._fixed or not self.folder:
-            return False
-        version = self._current_version()
-        if version == self._version:
-            return False
-        self._version = version
-        self._store, self._index, self._saved, self._may_use_saved = None, None, None, True
-        return True
+    def changed(self) -> bool:
+        """Whether the history committed something since this source read it (a stat of its manifest)."""
+        return not self._fixed and bool(self.folder) and self._current_version() != self._version
 
-    def _current_version(self) -> int:
-        if self.folder and is_partitioned(self.folder):
-            return read_manifest(self.folder).version
-        return 0
+    def reopened(self) -> HistorySource:
+        """A new source of the same folder, as the history is now, ready to answer (its saved index and
+        delta loaded, or its in-memory index built); this one keeps answering meanwhile."""
+        fresh = HistorySource(self.folder, self.target)
+        fresh.answerer(1)
+        return fresh
+
+    def _current_version(self) -> tuple[int, int]:
+        """The committed state, cheaply: the manifest's modification time and size (replaced at each commit)."""
+        if not self.folder:
+            return (0, 0)
+        try:
+            stat = (Path(self.folder) / MANIFEST).stat()
+        except OSError:
+            return (0, 0)
+        return (stat.st_mtime_ns, stat.st_size)
 
     def describe(self) -> str:
         """Where the answers come from, for the job's progress lines."""

@@ -9,7 +9,9 @@ server facing other systems needs:
 - JSON only: a missing or other content type is 415, a body that is not JSON (or nested too deeply to
   parse) 400, a request that takes longer than `TARGETING_REQUEST_TIMEOUT` seconds 504;
 - every answer, error or not, is valid JSON, and never carries a stack trace or a server path: an
-  unexpected failure is logged by the server and answered with a plain 500.
+  unexpected failure is logged by the server and answered with a plain 500;
+- fresh history: each request checks (a stat) whether the history committed an add since it was read; if
+  so the new state is read beside and swapped in when ready, never half-written.
 It has no authentication of its own: bind it to loopback (the default) or put it behind the service's
 gateway (TLS, authentication) before binding anything else.
 """
@@ -20,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 from importlib.metadata import version
 
 from starlette.applications import Starlette
@@ -48,6 +51,21 @@ def create_app() -> Starlette:
     scorer.history.answerer(1)  # load (or build) what answers a request now, not on the first one
     limit = int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_BYTES)
     timeout = float(os.environ.get(REQUEST_TIMEOUT_ENV) or REQUEST_TIMEOUT_S)
+    reopening = threading.Lock()
+
+    def reopen() -> None:
+        """The history as committed now, swapped in when ready (requests meanwhile use the one before)."""
+        try:
+            scorer.history = scorer.history.reopened()
+        except Exception:  # noqa: BLE001 - the server keeps answering from what it has
+            log.exception("reading the history's new commit failed")
+        finally:
+            reopening.release()
+
+    def fresh_history() -> None:
+        """Each request: when the history has committed an add since it was read, read it again beside."""
+        if scorer.history.changed() and reopening.acquire(blocking=False):
+            threading.Thread(target=reopen, daemon=True).start()
 
     async def invocations(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -67,6 +85,7 @@ def create_app() -> Starlette:
             return _error(400, "the request body is not valid JSON (nested too deeply)")
         except ValueError as exc:
             return _error(400, f"the request body is not valid JSON ({str(exc).splitlines()[0]})")
+        fresh_history()
         try:
             records = await asyncio.wait_for(asyncio.to_thread(_answer, scorer, payload), timeout)
         except RequestError as exc:

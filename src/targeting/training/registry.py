@@ -23,10 +23,12 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from targeting import tracking
-from targeting.config import NO_HISTORY_ENV
+from targeting.config import NO_HISTORY_ENV, scoring_threads
 from targeting.contract.io import read_parquet
 from targeting.errors import ModelNotFoundError
-from targeting.history.source import annotate
+from targeting.history.folder import read_declarations, read_outcomes
+from targeting.history.layout import day_files
+from targeting.history.source import HistorySource, annotate
 from targeting.history.store import HistoryStore
 from targeting.metrics import ranking
 from targeting.serving.pyfunc import ENTRY_FILE, open_scorer, signature
@@ -59,12 +61,25 @@ def holdout(declarations: pd.DataFrame, inspections: pd.DataFrame, window: Windo
     return annotated, rows["label"].to_numpy(dtype=bool)
 
 
+def history_holdout(history: Path, window: Window, target: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """`holdout` from a history folder, reading only the window: its days' declarations, the outcomes known
+    from its start on, and the as-of answers of the saved index and its delta (or the store, for a
+    history without a saved index)."""
+    start, end = window.start or pd.Timestamp.min.tz_localize("UTC"), window.end
+    declarations = read_declarations(day_files(history, "declarations", start, end))
+    inspections = read_outcomes(day_files(history, "outcomes", start, None))
+    rows = labelled_rows(TrainingData(declarations, inspections), target)
+    rows = rows[window.mask(rows["filed_at"])].reset_index(drop=True)
+    annotated = HistorySource(history, target).annotate(rows, scoring_threads())
+    return annotated, rows["label"].to_numpy(dtype=bool)
+
+
 def model_metric(model_uri: str, annotated: pd.DataFrame, y: np.ndarray, metric: str) -> float:
     model = open_scorer(model_uri).model
     return float(ranking(y, model.predict_annotated(annotated))[metric])
 
 
-#: run parameters that locate the holdout (written by `targeting train`)
+#: run parameters that locate the holdout (written by `targeting train`): a history folder, or two files
 HOLDOUT_PARAMS = ("declarations", "inspections", "valid_window")
 
 
@@ -79,14 +94,17 @@ def promote(force: bool = False, metric: str = "pr_auc") -> str:
         )
     champion = _version(client, "champion")
     params = client.get_run(challenger.run_id).data.params
-    missing = [k for k in HOLDOUT_PARAMS if k not in params]
+    missing = [k for k in HOLDOUT_PARAMS if k not in params and not ("history" in params and k != "valid_window")]
     if missing:
         raise ModelNotFoundError(f"the challenger's run {challenger.run_id} has no {', '.join(missing)} parameter(s): "
                                  "log it with the training data's paths (as `targeting train` does)")  # fmt: skip
     start, end = params["valid_window"].strip("[)").split(", ")
     window = Window(utc(start), utc(end))
-    decl, insp = read_parquet(params["declarations"]), read_parquet(params["inspections"])
-    annotated, y = holdout(decl, insp, window, params.get("target", "hit"))
+    if "history" in params:
+        annotated, y = history_holdout(Path(params["history"]), window, params.get("target", "hit"))
+    else:
+        decl, insp = read_parquet(params["declarations"]), read_parquet(params["inspections"])
+        annotated, y = holdout(decl, insp, window, params.get("target", "hit"))
     new = model_metric(f"models:/{REGISTERED_MODEL}@challenger", annotated, y, metric)
     old = model_metric(f"models:/{REGISTERED_MODEL}@champion", annotated, y, metric) if champion else np.nan
     better = champion is None or (np.isfinite(new) and (not np.isfinite(old) or new > old))

@@ -65,7 +65,10 @@ class TrainResult:
 def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
     """Declarations that were inspected, with `label` and the selection propensity of their first exam."""
     lab = labels(data.inspections, target)
-    first = data.inspections.drop_duplicates("declaration_id")[["declaration_id", "selection_propensity"]]
+    first = data.inspections.drop_duplicates("declaration_id")
+    # the propensity is optional in the contract: most outcome exports do not record it
+    propensity = first["selection_propensity"] if "selection_propensity" in first else pd.Series(float("nan"), index=first.index)
+    first = pd.DataFrame({"declaration_id": first["declaration_id"], "selection_propensity": propensity})
     lab = lab.merge(first, on="declaration_id", how="left")
     rows = data.declarations.merge(lab, on="declaration_id", how="inner")
     return rows.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
