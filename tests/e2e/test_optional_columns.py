@@ -4,8 +4,6 @@ batch and answers a request, every row accounted for."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
