@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 T=.venv/bin/targeting
 KCS=../shared/external/customs-declaration-datasets
 WORLD=data/raw/sim-small
+HISTORY=data/history/sim-small
 
 echo "== 1. generate the simulated customs world (preset small, seed 7) unless it is already there"
 if [ ! -f "$WORLD/manifest.json" ]; then
@@ -18,22 +19,36 @@ $T validate data/raw/kcs-train/declarations.parquet --out data/interim/kcs-train
 $T validate data/raw/kcs-train/inspections.parquet --table inspections \
   --declarations data/raw/kcs-train/declarations.parquet
 
-echo "== 3. train on the world's inspected declarations (validation: its last 60 days), log to MLflow, register as challenger"
-$T train --declarations "$WORLD/declarations.parquet" --inspections "$WORLD/inspections.parquet" --register
+DAYS=($(ls "$WORLD"/declarations/*.parquet))
+DAY_N=${DAYS[-2]}       # the loop's day N and day N+1: the world's last two days
+DAY_NEXT=${DAYS[-1]}
+N=$(basename "$DAY_N" .parquet)
+NEXT=$(basename "$DAY_NEXT" .parquet)
 
-echo "== 4. promote the challenger if it beats the champion on the same holdout"
+echo "== 3. the history: every day of the world before $N (a backfill, run again it adds nothing), indexed"
+$T history add "$HISTORY" --declarations "$WORLD/declarations.parquet" --outcomes "$WORLD/inspections.parquet" \
+  --before "$N"
+$T history index "$HISTORY"
+
+echo "== 4. train on the history's inspected declarations (validation: its last 60 days), register as challenger"
+$T train --history "$HISTORY" --register
+
+echo "== 5. promote the challenger if it beats the champion on the same holdout"
 $T promote
 
-echo "== 5. index the history folder for as-of features (rerun whenever its declarations or inspections change)"
-$T history-index "$WORLD"
+echo "== 6. day $N: score its manifest with the champion (budgets per mode, 20 % of each kept for exploration)"
+$T score "$DAY_N" --budget SEA=5%,AIR=3%,POST=2%,EXPRESS=2% --explore 20% --out "data/processed/$N" --no-report
 
-echo "== 6. score the last day's manifest with the champion: budgets per mode, 20 % of each kept for exploration"
-LAST_DAY=$(ls "$WORLD"/declarations/*.parquet | tail -1)
-DAY=$(basename "$LAST_DAY" .parquet)
-$T score "$LAST_DAY" --model models:/targeting@champion --history "$WORLD" \
-  --budget SEA=5%,AIR=3%,POST=2%,EXPRESS=2% --explore 20% --out "data/processed/$DAY"
+echo "== 7. the world inspects what was selected; day $N and those outcomes join the history"
+$T examine "$WORLD" --scores "data/processed/$N/scores.parquet" --out "data/interim/inspections-$N.parquet"
+$T history add "$HISTORY" --declarations "$DAY_N" --outcomes "data/interim/inspections-$N.parquet" \
+  --scores "data/processed/$N/scores.parquet"
+
+echo "== 8. day $NEXT: score it with day $N in the history, and write the review report"
+$T score "$DAY_NEXT" --budget SEA=5%,AIR=3%,POST=2%,EXPRESS=2% --explore 20% --out "data/processed/$NEXT"
 
 echo
-echo "Review report: $(pwd)/data/processed/$DAY/report.html"
-echo "Scores:        $(pwd)/data/processed/$DAY/scores.csv (and rejects.csv)"
+echo "Review report: $(pwd)/data/processed/$NEXT/report.html"
+echo "Scores:        $(pwd)/data/processed/$NEXT/scores.csv (and rejects.csv)"
+echo "History:       $(pwd)/$HISTORY (history.json lists its committed days)"
 echo "MLflow store:  $(pwd)/mlflow.db   UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///$(pwd)/mlflow.db --host 127.0.0.1"

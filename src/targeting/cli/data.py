@@ -47,6 +47,9 @@ def import_kcs(
     exam_lag_days: Annotated[
         int, typer.Option(help="days from filing to the inspection outcome")
     ] = KcsConfig.exam_lag_days,
+    history: Annotated[
+        Path | None, typer.Option(help="also add the imported tables to this history folder")
+    ] = None,
 ) -> None:
     """Convert the public KCS declarations into contract `declarations` and `inspections` tables."""
     from targeting.contract.files import import_kcs_file
@@ -66,6 +69,11 @@ def import_kcs(
         ],
         d.reason_counts().add(i.reason_counts(), fill_value=0).astype(int).to_dict(),
     )
+    if history is not None:
+        from targeting.history.add import add
+
+        add(history, [out_dir / "declarations.parquet"], [out_dir / "inspections.parquet"])
+        out.print(f"added the imported tables to the history {history}")
 
 
 @handles_errors
@@ -95,6 +103,9 @@ def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="run folder")] = Path(defaults.DEFAULT_WORLD),
     daily: Annotated[bool, typer.Option("--daily", help="also write one declarations file per day")] = False,
     prevalence_multiplier: Annotated[float | None, typer.Option(help="scale every pattern's rate")] = None,
+    history: Annotated[
+        Path | None, typer.Option(help="also add the world's declarations and inspections to this history folder")
+    ] = None,
 ) -> None:
     """Generate a simulated customs world (declarations, inspections, ground truth, drift log)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
@@ -112,6 +123,11 @@ def simulate(
         run(cfg, out_dir, daily=daily, progress=lambda _day: bar.advance(task))
     import json
 
+    if history is not None:
+        from targeting.history.add import add
+
+        add(history, [out_dir / "declarations.parquet"], [out_dir / "inspections.parquet"])
+        out.print(f"added the world to the history {history}")
     manifest = json.loads((out_dir / "manifest.json").read_text())
     summary(f"{cfg.preset} world, seed {cfg.seed} -> {out_dir}",
              [(f"declarations {m}", n) for m, n in manifest["rows_per_mode"].items()]
