@@ -25,9 +25,11 @@ DAY_NEXT=${DAYS[-1]}
 N=$(basename "$DAY_N" .parquet)
 NEXT=$(basename "$DAY_NEXT" .parquet)
 
-echo "== 3. the history: every day of the world before $N (a backfill, run again it adds nothing), indexed"
-$T history add "$HISTORY" --declarations "$WORLD/declarations.parquet" --outcomes "$WORLD/inspections.parquet" \
-  --before "$N"
+echo "== 3. the history: every day of the world before $N (a backfill, unless it is there), indexed"
+if [ ! -f "$HISTORY/history.json" ]; then
+  $T history add "$HISTORY" --declarations "$WORLD/declarations.parquet" --outcomes "$WORLD/inspections.parquet" \
+    --before "$N"
+fi
 $T history index "$HISTORY"
 
 echo "== 4. train on the history's inspected declarations (validation: its last 60 days), register as challenger"
