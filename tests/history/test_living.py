@@ -214,7 +214,7 @@ def test_an_add_killed_at_any_point_leaves_the_history_as_it_was(tmp_path) -> No
     queries = _queries(decl, np.random.default_rng(8))
     before = HistorySource(folder, "hit").annotate(queries)
     manifest = (folder / "history.json").read_text()
-    for delay in (0.2, 0.6, 1.0, 1.4, 1.8, 2.4):
+    for delay in (0.2, 0.6, 1.0, 1.4, 1.8, 2.4, 3.0, 4.0, 6.0, 9.0):  # until one kill comes after the commit
         run = subprocess.Popen([sys.executable, "-c", _ADD, str(folder), "0.4", str(tmp_path / "d2.parquet"),
                                 str(tmp_path / "o2.parquet")], env={**os.environ})  # fmt: skip
         time.sleep(delay)

@@ -79,12 +79,12 @@ def import_kcs(
 @handles_errors
 def history_index(
     folder: Annotated[
-        Path, typer.Argument(help="history folder with declarations.parquet and inspections.parquet")
+        Path, typer.Argument(help="a history folder: partitioned by day, or declarations.parquet + inspections.parquet")
     ],
     target: Annotated[str, typer.Option(help="the models' target: hit or violation")] = "hit",
 ) -> None:
-    """Index a history folder for fast as-of features; rerun whenever its declarations or inspections change
-    (scoring and serving ignore an index older than the files and answer from the store, more slowly)."""
+    """Index a history folder for fast as-of features. Days added later are read beside the index as its
+    delta (rerun to fold them in); a single-file history's index is ignored once its files change."""
     from targeting.cli.common import stage_printer
     from targeting.history.folder import build_index
 

@@ -4,7 +4,7 @@ reads of them, and the index saved beside them (`<history>/as_of_index/<target>/
 A saved index records what it was built from. In the partitioned layout that is the list of committed
 files it covers: files committed after it (days added with `targeting history add`) are its delta, read
 at load and answered together with it (`HistoryIndex.as_of(..., delta)`), so adding a day never requires
-indexing the whole history again; `targeting history-index` (compaction) folds the delta in. In the
+indexing the whole history again; `targeting history index` (compaction) folds the delta in. In the
 single-file layout the index records each file's size and modification time and is used only while both
 are unchanged.
 """

@@ -45,7 +45,7 @@ from targeting.history.store import (
     row_digests,
 )
 
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 #: queries above this many rows look their values up in one Arrow set lookup and their ids in the kept
 #: table of stored ids; smaller ones (serving) use the pandas hash tables of the stored values and ids
 SET_LOOKUP_ROWS = 100_000
@@ -108,6 +108,27 @@ class PrefetchedCodes:
             return None
         codes = future.result()
         return None if codes is None else codes[self.rows]
+
+
+class _AfterPre(PrefetchedCodes):
+    """A query's prefetched codes with the rows put before it (a delta's) looked up here: the codes of the
+    joined rows, the rows before first. Which ids are stored, the joined rows take from `_Pre`."""
+
+    def __init__(self, index: HistoryIndex, pre: _Pre, query: PrefetchedCodes) -> None:
+        self.index, self.pre, self.query = index, pre, query
+        self.futures, self.rows, self.ids_unique = query.futures, query.rows, False
+
+    def claim(self) -> None:
+        self.query.claim()
+
+    def codes(self, column: str) -> np.ndarray | None:
+        after = self.query.codes(column)
+        if after is None:
+            return None
+        if column == IDS:  # the rows before the query: their newness comes from `_Pre` (see `_batch`)
+            return np.r_[np.zeros(len(self.pre.rows), bool), after]
+        name = next(n for n, k in self.index.keys.items() if k.column == column)
+        return np.r_[self.index.stored_codes(name, self.pre.rows[column]), after]
 
 
 def _code_time(code: np.ndarray, seconds: np.ndarray) -> np.ndarray:
@@ -198,6 +219,8 @@ class HistoryIndex:
         self.digests = row_digests(decl)  # each stored id's content, to tell a resent row from another one
         self._ids_table: Any = None  # the ids' string table for large batches, built on first use
         self._saved_id_table: np.ndarray | None = None  # that table's slots, when mapped from a saved index
+        self._value_tables: dict[str, Any] = {}  # each key's string table of stored values, built on first use
+        self._saved_value_tables: dict[str, np.ndarray] = {}  # their slots, when mapped from a saved index
         decl_s = _seconds(decl["filed_at"])
         outcome = store.outcomes.merge(decl, on="declaration_id", how="inner")
         out_s = _seconds(outcome["known_at"])
@@ -253,12 +276,10 @@ class HistoryIndex:
         declarations), so the answers are those of the index and the delta indexed together."""
         if delta is None or not len(delta):
             return self._as_of(query, threads, prefetched)
-        if prefetched is not None:
-            prefetched.claim()  # looked up for the query alone
         pre = self._pre(delta)
         columns = [c for c in pre.rows.columns if c in query.columns or c in ("declaration_id", "filed_at")]
         joined = pd.concat([pre.rows[columns], query[columns]], ignore_index=True)
-        answers = self._as_of(joined, threads, None, pre)
+        answers = self._as_of(joined, threads, None if prefetched is None else _AfterPre(self, pre, prefetched), pre)
         out = answers.iloc[len(pre.rows):]
         out.index = query.index.copy()
         return out
@@ -406,18 +427,33 @@ class HistoryIndex:
         return self.stored_positions(ids) >= 0
 
     def stored_positions(self, ids: pd.Series) -> np.ndarray:
-        """Each id's position among the stored ids, -1 where not stored. A large batch probes the kept table
-        of the stored ids (Arrow's `is_in` would rebuild its own hash table on every call); a small query
-        (serving) the pandas hash table of the ids, also built on first use and kept."""
-        if len(ids) > SET_LOOKUP_ROWS:
+        """Each id's position among the stored ids, -1 where not stored. A large batch, or any batch when a
+        saved index maps the table of stored ids, probes that table (Arrow's `is_in` would rebuild its own
+        hash table on every call; a day's add costs the day, not the history); a small query on an index
+        built in memory the pandas hash table of the ids, also built on first use and kept."""
+        if len(ids) > SET_LOOKUP_ROWS or self._saved_id_table is not None:
             return self._id_table().positions(arrow_text(ids))
         return self.ids.get_indexer(ids)
 
     def stored_codes(self, name: str, values: pd.Series) -> np.ndarray:
-        """Each value's code among the key's stored values, -1 where not stored or missing: one Arrow set
-        lookup (measured: as fast as a kept table here), the costly part of a large batch's codes."""
-        found = pc.index_in(arrow_text(_values(values)), value_set=arrow_text(self.keys[name].values))
+        """Each value's code among the key's stored values, -1 where not stored or missing, the costly part of
+        a large batch's codes: probed in the key's table of stored values when a saved index maps one (the
+        cost follows the batch, not the history), else one Arrow set lookup (which hashes the stored
+        values anew on every call)."""
+        query = arrow_text(_values(values))
+        if name in self._saved_value_tables:
+            return self._value_table(name).positions(query)
+        found = pc.index_in(query, value_set=arrow_text(self.keys[name].values))
         return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def _value_table(self, name: str) -> Any:
+        from targeting.history._compiled import StringTable
+
+        if name not in self._value_tables:
+            saved = self._saved_value_tables.get(name)
+            self._value_tables[name] = StringTable(arrow_text(self.keys[name].values),
+                                                   None if saved is None else np.asarray(saved))  # fmt: skip
+        return self._value_tables[name]
 
     def _codes(self, name: str, values: pd.Series, stored: np.ndarray | None = None) -> np.ndarray:
         """Codes of the query's values: stored values keep their code, values never stored get codes after
@@ -527,6 +563,7 @@ class HistoryIndex:
             for part in (*_KEY_ARRAYS, "inspected"):
                 arrays[f"{name}.{part}"] = getattr(key, part)
             write_text_values(key.values.astype(str), tmp / f"values.{name}.arrow")
+            np.save(tmp / f"values.{name}.table.npy", self._value_table(name).table, allow_pickle=False)
         for part, values in (self.pairs or {}).items():
             arrays[f"pairs.{part}"] = values
         for label, values in arrays.items():
@@ -564,6 +601,8 @@ class HistoryIndex:
         index = cls.__new__(cls)  # the saved arrays, not a store to index again
         index.keys, index.pairs, index.ids, index.orphans, index._ids_table = keys, pairs, ids, orphans, None
         index._saved_id_table = array("ids.table")
+        index._value_tables = {}
+        index._saved_value_tables = {name: array(f"values.{name}.table") for name in meta["keys"]}
         index.digests = array("ids.digest")
         index.row_filed_s = array("ids.filed_s")
         index.row_out_s, index.row_out_hit = array("ids.out_s"), array("ids.out_hit")
@@ -573,26 +612,31 @@ class HistoryIndex:
 
 def _orphan_counts(code: np.ndarray, batch: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stored outcomes of the query's new rows, known strictly before each row: count, hits, last hit
-    second; three empty arrays when the batch has none (the compiled loop then adds nothing)."""
+    second; three empty arrays when the batch has none (the compiled loop then adds nothing). Only the
+    rows whose key value has such an outcome are searched (a delta's few outcomes touch few keys)."""
     if len(batch.orphan_rows) == 0 and len(batch.removed_rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    at_all = _code_time(code, batch.seconds)
     o_code = code[batch.orphan_rows].astype(np.int64)
+    r_code = code[batch.removed_rows].astype(np.int64)
+    touched = np.flatnonzero(np.isin(code, np.unique(np.r_[o_code, r_code])) & (code >= 0))
+    inspected, n_hits, last = np.zeros(len(code), np.int64), np.zeros(len(code), np.int64), np.full(len(code), np.nan)
+    t_code = code[touched].astype(np.int64)
+    at_all = t_code * _SPAN + batch.seconds[touched]
     keep = o_code >= 0
     events = np.sort(o_code[keep] * _SPAN + batch.orphan_s[keep])
     hits = np.sort((o_code * _SPAN + batch.orphan_s)[keep & batch.orphan_hit])
-    base = np.maximum(code, 0).astype(np.int64) * _SPAN
+    base = t_code * _SPAN
 
     def count(ev: np.ndarray) -> np.ndarray:
         return np.searchsorted(ev, at_all) - np.searchsorted(ev, base)
 
-    n_hits = count(hits)
+    t_hits = count(hits)
     last_i = np.searchsorted(hits, at_all) - 1
-    last = np.where(n_hits > 0, hits[np.maximum(last_i, 0)] - base if len(hits) else 0, np.nan).astype(float)
-    valid = code >= 0
-    inspected = count(events)
+    last[touched] = np.where(t_hits > 0, hits[np.maximum(last_i, 0)] - base if len(hits) else 0, np.nan)
+    n_hits[touched] = t_hits
+    inspected[touched] = count(events)
     if len(batch.removed_rows):  # indexed outcomes replaced by a delta's: no longer counted
-        r_code = code[batch.removed_rows].astype(np.int64)
         r_keep = r_code >= 0
-        inspected = inspected - count(np.sort(r_code[r_keep] * _SPAN + batch.removed_s[r_keep]))
+        inspected[touched] -= count(np.sort(r_code[r_keep] * _SPAN + batch.removed_s[r_keep]))
+    valid = code >= 0
     return np.where(valid, inspected, 0), np.where(valid, n_hits, 0), np.where(valid, last, np.nan)

@@ -101,7 +101,7 @@ class HistorySource:
             extra = f", and {len(saved.delta.declarations):,} declarations and {len(saved.delta.outcomes):,} " \
                     "outcomes committed after it" if len(saved.delta) else ""  # fmt: skip
             return f"the saved history index in {index_folder(self.folder, self.target)}{extra}"
-        return "the history store (no saved index: `targeting history-index` saves one)"
+        return "the history store (no saved index: `targeting history index` saves one)"
 
     def saved_index(self) -> SavedIndex | None:
         """The index saved beside the history folder and its delta, if there is one (looked for once)."""

@@ -104,8 +104,8 @@ def load_model(model_uri: str, history: Path | None, no_history: bool, large_bat
     if large_batch:
         scorer.history.prepare_for_batch()
     saved = scorer.history.saved_index()
-    # the manifest's key values are looked up ahead in the saved index when it answers alone (no delta)
-    lookups = saved.index if saved is not None and not len(saved.delta) else None
+    # the manifest's key values are looked up ahead in the saved index (a delta's rows are looked up later)
+    lookups = saved.index if saved is not None else None
     return Loaded(Model(scorer, resolved, source), lookups)
 
 
