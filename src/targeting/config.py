@@ -90,6 +90,9 @@ class TrainConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     num_boost_round: int = 400
     early_stopping_rounds: int = 40
+    #: early stopping never keeps fewer rounds: on a validation window of a few hundred self-selected
+    #: rows (a closed loop's first weeks) the best iteration by its loss is noise, often 1-14 trees
+    min_boost_rounds: int = 100
     #: LightGBM threads for the fit: `python -m benchmarks threads` measures no gain from a second thread
     #: for the fit on this project's machines (prediction does gain: see `scoring_threads`)
     num_threads: int = 1

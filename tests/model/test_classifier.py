@@ -85,3 +85,43 @@ def test_an_altered_or_unreadable_model_json_is_one_clear_error(saved_model, tmp
     (folder / "checksums.json").unlink()  # a model saved before checksums were recorded: parsed, one line
     with pytest.raises(ModelArtifactError, match=r"the model's files cannot be read"):
         TargetingModel.load(folder)
+
+
+def test_a_calibration_that_would_reverse_the_ranking_is_refused_and_only_the_level_fitted() -> None:
+    """Few positives among a few hundred rows can give Platt a negative slope, which turns the ranking
+    upside down (below random at the budget); the calibration must keep the model's order."""
+    from scipy.special import expit
+
+    from targeting.model.classifier import CalibrationWarning, platt
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 1, 300)
+    y = np.zeros(300, bool)
+    y[np.argsort(raw)[:4]] = True  # the 4 positives are the lowest raw scores: a negative slope fits best
+    with pytest.warns(CalibrationWarning, match="reverse the ranking"):
+        slope, intercept = platt(raw, y)
+    assert slope == 1.0
+    p = expit(slope * raw + intercept)
+    assert np.all(np.diff(p[np.argsort(raw)]) >= 0)  # the order is kept
+    assert p.mean() == pytest.approx(y.mean(), rel=1e-6)  # the level matches the rows' hit rate
+    y_ok = np.zeros(300, bool)
+    y_ok[np.argsort(raw)[-30:]] = True
+    slope, _ = platt(raw, y_ok)  # a normal case keeps its fitted slope
+    assert slope > 1.0
+
+
+def test_early_stopping_keeps_the_minimum_number_of_rounds(labelled) -> None:
+    """A validation loss that is best after a few trees (a noisy, tiny validation window) does not cut the
+    model below `min_boost_rounds`; above it, the best iteration is kept."""
+    from targeting.config import TrainConfig
+    from targeting.model.classifier import fit_booster
+
+    X, y = labelled
+    union = build_features()
+    x = union.fit_transform(X, y)
+    rng = np.random.default_rng(1)
+    noise = rng.random(len(y)) < 0.5  # labels unrelated to the rows: the validation loss is best at once
+    plain = fit_booster(x, y, x, noise, TrainConfig(min_boost_rounds=1, early_stopping_rounds=5), [])
+    kept = fit_booster(x, y, x, noise, TrainConfig(min_boost_rounds=60, early_stopping_rounds=5), [])
+    assert plain.current_iteration() < 20
+    assert 60 <= kept.current_iteration() <= 65

@@ -8,6 +8,7 @@ the typed `ModelMeta` as JSON), so loading a model never unpickles anything (dec
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -206,24 +207,64 @@ def class_weights(y: np.ndarray, weights: np.ndarray | None, balance: bool) -> n
 
 def fit_booster(x_train: pd.DataFrame, y_train: np.ndarray, x_valid: pd.DataFrame, y_valid: np.ndarray,
                 config: TrainConfig, categorical: list[str], w_train: np.ndarray | None = None) -> lgb.Booster:  # fmt: skip
-    """LightGBM on feature matrices, early-stopped on the validation rows, cut at the best iteration."""
+    """LightGBM on feature matrices, early-stopped on the validation rows (never before
+    `config.min_boost_rounds`), cut at the best iteration."""
     params = {**LIGHTGBM_PARAMS, "seed": config.seed, "num_threads": config.num_threads, **config.params}
     weights = class_weights(y_train, w_train, config.balance_classes)
     d_train = lgb.Dataset(x_train.to_numpy(np.float32), np.asarray(y_train).astype(int), weight=weights,
                           feature_name=list(x_train.columns), categorical_feature=categorical, free_raw_data=False)  # fmt: skip
     d_valid = lgb.Dataset(x_valid.to_numpy(np.float32), np.asarray(y_valid).astype(int), reference=d_train)
-    callbacks = [lgb.early_stopping(config.early_stopping_rounds, verbose=False)] if np.any(y_valid) else []
+    stopper = _EarlyStopping(config.early_stopping_rounds, config.min_boost_rounds)
+    callbacks = [stopper] if np.any(y_valid) else []
     booster = lgb.train(params, d_train, num_boost_round=config.num_boost_round, valid_sets=[d_valid],
                         callbacks=callbacks)  # fmt: skip
-    if booster.best_iteration > 0:
-        booster = booster.model_from_string(booster.model_to_string(num_iteration=booster.best_iteration))
+    if stopper.best_iteration > 0 and stopper.best_iteration < booster.current_iteration():
+        booster = booster.model_from_string(booster.model_to_string(num_iteration=stopper.best_iteration))
     return booster
 
 
+class _EarlyStopping:
+    """Early stopping on the validation loss that keeps at least `min_rounds` rounds: the best iteration is
+    searched from `min_rounds` on, and training stops `patience` rounds after it."""
+
+    order = 30  # LightGBM runs callbacks by this attribute (its own early stopping has 30 too)
+
+    def __init__(self, patience: int, min_rounds: int) -> None:
+        self.patience, self.min_rounds = patience, min_rounds
+        self.best_iteration, self.best = 0, np.inf
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        rounds = env.iteration + 1
+        loss = float(env.evaluation_result_list[0][2])
+        if rounds >= self.min_rounds and loss < self.best:
+            self.best_iteration, self.best = rounds, loss
+        if rounds >= self.min_rounds and rounds - max(self.best_iteration, self.min_rounds) >= self.patience:
+            raise lgb.callback.EarlyStopException(self.best_iteration - 1, env.evaluation_result_list)
+
+
 def platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Logistic calibration of raw scores on held-out rows (identity-like when a class is missing)."""
+    """Logistic calibration of raw scores on held-out rows. It must never reverse the model's order: a
+    slope that comes out <= 0 (few positives among a few hundred rows can do that) is refused with a
+    warning, and only the level is fitted (slope 1, the intercept that matches the rows' hit rate).
+    Identity when a class is missing."""
     y = np.asarray(y, dtype=bool)
     if y.all() or not y.any():
         return 1.0, 0.0
     lr = LogisticRegression(C=1e4).fit(raw.reshape(-1, 1), y)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    slope, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if slope > 0:
+        return slope, intercept
+    warnings.warn(f"calibration: the fitted slope is {slope:.3g} on {len(y)} rows ({int(y.sum())} positive), "
+                  "which would reverse the ranking; fitted the level only (slope 1)", CalibrationWarning, stacklevel=2)  # fmt: skip
+    return 1.0, _level(raw, float(y.mean()))
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration was refused because it would have reversed the model's order."""
+
+
+def _level(raw: np.ndarray, rate: float) -> float:
+    """The intercept b with mean(expit(raw + b)) = rate (increasing in b, so bisection finds it)."""
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda b: expit(raw + b).mean() - rate, -60.0 - raw.max(), 60.0 - raw.min()))
