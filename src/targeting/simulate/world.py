@@ -1,8 +1,10 @@
 """The simulated customs world: daily declarations, selective inspections, feedback (§4.7-4.9).
 
 `World.step(day, policy)` generates one day, selects and examines inspections (optionally with a
-project model as `policy`: any callable that scores the day's declarations), and updates the state a
-seizure changes (watch-lists, networks). `simulate(config, out)` runs every day with the legacy policy.
+project model as `policy`: any callable that scores the day's declarations, whose top rows take the
+model's share of each mode's budget, or a `Chooser` that makes the selection within that share itself,
+e.g. the daily job with its exploration), and updates the state a seizure changes (watch-lists,
+networks). `simulate(config, out)` runs every day with the legacy policy.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,25 @@ from targeting.simulate.entities import build_registry
 from targeting.simulate.geography import AIRLINE_CODES, HIGH_RISK_ORIGINS, SEA_HUBS
 from targeting.simulate.patterns import Underworld, lookalike_draw
 
-Policy = Callable[[pd.DataFrame], np.ndarray]
+
+
+@dataclass
+class Choice:
+    """A chooser's selection, by row of the day: `reason` MODEL or RANDOM (explored) or None, and each
+    row's probability of having been selected by it (1 for its top rows)."""
+
+    reason: np.ndarray
+    propensity: np.ndarray
+
+
+@runtime_checkable
+class Chooser(Protocol):
+    def choose(self, declarations: pd.DataFrame, capacity: dict[str, int]) -> Choice:
+        """Select up to `capacity[mode]` declarations of each mode (the model's share of the budget)."""
+        ...
+
+
+Policy = Callable[[pd.DataFrame], np.ndarray] | Chooser
 
 #: P(detect | concealment, exam) (§4.8)
 DETECTION = {
@@ -383,21 +404,31 @@ class World:
             tipped |= f["_tipped"].fillna(False).to_numpy(dtype=bool)
         reason[tipped] = "INTEL_TIP"
         propensity[tipped] = 1.0
-        model_scores = None
-        if policy is not None and cfg.share_model > 0:
-            model_scores = np.asarray(policy(decl), dtype=float)
+        with_model = policy is not None and cfg.share_model > 0
+        budgets = {}  # per mode with rows left after the tips, in mode order (the carry-over is kept per mode)
+        for m in MODES:
+            if ((mode == m) & (reason == None)).any():  # noqa: E711 - elementwise
+                budgets[m] = self._budget(m, int((mode == m).sum()), with_model)
+        model_scores, choice = None, None
+        if with_model and isinstance(policy, Chooser):
+            choice = policy.choose(decl, {m: k[3] for m, k in budgets.items()})
+        elif with_model:
+            model_scores = np.asarray(policy(decl), dtype=float)  # type: ignore[operator]
         for m in MODES:
             idx = np.flatnonzero((mode == m) & (reason == None))  # noqa: E711 - elementwise
             if idx.size == 0:
                 continue
-            k_rule, k_random, k_officer, k_model = self._budget(
-                m, int((mode == m).sum()), model_scores is not None
-            )
+            k_rule, k_random, k_officer, k_model = budgets[m]
             p_random = k_random / idx.size
             pick = rng.choice(idx, min(k_random, idx.size), replace=False)
             reason[pick] = "RANDOM"
             rest = idx[reason[idx] == None]  # noqa: E711
-            if k_model and rest.size:
+            if choice is not None and rest.size:
+                chosen = rest[choice.reason[rest] != None]  # noqa: E711
+                reason[chosen] = choice.reason[chosen]
+                propensity[rest] = np.maximum(propensity[rest], choice.propensity[rest])
+                rest = idx[reason[idx] == None]  # noqa: E711
+            elif k_model and rest.size:
                 top = rest[np.argsort(-model_scores[rest], kind="stable")[:k_model]]
                 reason[top] = "MODEL"
                 propensity[top] = 1.0
