@@ -109,6 +109,14 @@ class TrainConfig:
 #: without --train-end / --valid-end, the validation window is the last VALID_DAYS days of the data
 #: (up to the end of its last day) and the training window everything before it
 VALID_DAYS = 60
+#: the most recent days held out of fitting, early stopping and calibration: the window `promote`
+#: judges a challenger on (decision 9)
+TEST_DAYS = 14
+#: promotion: the one-sided confidence that the challenger finds more hits, bootstrap draws (over the
+#: window's days), and the smallest propensity counted (one explored row stands for at most 1,000)
+PROMOTION_CONFIDENCE = 0.9
+BOOTSTRAP_SAMPLES = 1000
+MIN_PROPENSITY = 1e-3
 #: declarations of the training window profiled as the drift reference (model/drift.py)
 REFERENCE_ROWS = 20_000
 

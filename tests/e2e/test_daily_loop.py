@@ -46,7 +46,7 @@ def loop(tmp_path_factory):
 def test_the_daily_loop_runs_by_commands_alone(loop) -> None:
     folder, world, history, day_n, day_next = loop
     _ok("history", "index", str(history))
-    _ok("train", "--history", str(history), "--train-end", "2023-01-09", "--register")
+    _ok("train", "--history", str(history), "--train-end", "2023-01-09", "--test-days", "0", "--register")
     _ok("promote", "--force")
     out_n = folder / "out-n"
     _ok("score", str(day_n), "--history", str(history), "--budget", "SEA=10%,AIR=10%,POST=10%,EXPRESS=10%",

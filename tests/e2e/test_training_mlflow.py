@@ -41,8 +41,8 @@ def project(tmp_path_factory):
 
 def _train(run: Path) -> str:
     result = CliRunner().invoke(app, ["train", "--declarations", str(run / "declarations.parquet"),
-                                      "--inspections", str(run / "inspections.parquet"),
-                                      "--train-end", "2023-01-10", "--valid-end", "2023-01-15", "--register"])  # fmt: skip
+                                      "--inspections", str(run / "inspections.parquet"), "--train-end", "2023-01-08",
+                                      "--valid-end", "2023-01-11", "--test-days", "4", "--register"])  # fmt: skip
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -71,11 +71,18 @@ def test_train_register_promote_and_load_without_pickle(project) -> None:
     assert ((out["risk_score"] > 0) & (out["risk_score"] < 1)).all()
     assert sorted(out["risk_rank"]) == list(range(1, 21))
 
-    # the same training again is not better: the champion stays
+    # the same training again is not better on its test window: the champion stays, with the evidence logged
     _train(run)
     again = CliRunner().invoke(app, ["promote"])
-    assert "kept the champion" in again.output, again.output
+    said = " ".join(again.output.split())
+    assert "finds +0.0 estimated hits" in said and "kept the champion" in said, said
     assert client.get_model_version_by_alias("targeting", "champion").version == champion.version
+    promotion = mlflow.search_runs(filter_string="tags.kind = 'promotion'", order_by=["attributes.start_time DESC"]).iloc[0]
+    assert promotion["params.promoted"] == "False" and promotion["params.test_window"].startswith("[2023-01-11")
+    evidence = mlflow.load_table("promotion/evidence.json", run_ids=[promotion["run_id"]])
+    assert set(evidence["model"]) == {"challenger", "champion"} and "ALL" in set(evidence["slice"])
+    forced = CliRunner().invoke(app, ["promote", "--force"])
+    assert "promoted to champion (forced)" in " ".join(forced.output.split()), forced.output
 
 
 def test_training_is_deterministic(project) -> None:

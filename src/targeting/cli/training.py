@@ -34,10 +34,15 @@ def train(
     ] = "",
     valid_end: Annotated[
         str,
-        typer.Option(help="end of the validation window (exclusive, UTC; empty: midnight after the last "
-                          "declaration's day)"),
+        typer.Option(help="end of the validation window (exclusive, UTC; empty: the test window ends at "
+                          "midnight after the last declaration's day)"),
     ] = "",
     train_start: Annotated[str | None, typer.Option(help="start of the training window")] = None,
+    test_days: Annotated[
+        int,
+        typer.Option(help="days after the validation window held out of fitting, early stopping and "
+                          "calibration, for `promote` to judge the model on (0: none)"),
+    ] = defaults.TEST_DAYS,
     target: Annotated[str, typer.Option(help="hit (DRUG/PRECURSOR) or violation (any finding)")] = "hit",
     register: Annotated[
         bool, typer.Option("--register", help="register as `targeting`, alias challenger")
@@ -74,7 +79,7 @@ def train(
         data = TrainingData(*read_history(require_history(history, "--history")))
     else:
         data = load_tables(declarations, inspections)
-    split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"])
+    split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"], test_days=test_days)
     extras = tuple(c for c in extra_numeric.split(",") if c)
     extra_cats = tuple(c for c in extra_categorical.split(",") if c)
     features = FeatureConfig(categorical=(*CATEGORICAL_COLUMNS, *extra_cats), extra_numeric=extras, seed=seed)
@@ -84,7 +89,7 @@ def train(
     source = {"history": str(history.resolve())} if history is not None else \
         {"declarations": str(declarations), "inspections": str(inspections)}  # fmt: skip
     params = {**source, "train_window": str(split.train),
-              "valid_window": str(split.valid), "target": target, "threads": threads, "seed": seed,
+              "valid_window": str(split.valid), "test_window": str(split.test or ""), "target": target, "threads": threads, "seed": seed,
               "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras),
               "extra_categorical": ",".join(extra_cats), "search_trials": search}  # fmt: skip
     history_dir = history if history is not None else declarations.parent
@@ -109,12 +114,23 @@ def train(
 @handles_errors
 def promote(
     force: Annotated[
-        bool, typer.Option("--force", help="move champion even if the challenger is not better")
+        bool, typer.Option("--force", help="move champion even if the challenger is not shown better (logged)")
     ] = False,
-    metric: Annotated[str, typer.Option(help="holdout metric to compare (higher is better)")] = "pr_auc",
+    budget: Annotated[
+        str, typer.Option(help="the daily inspection budget per mode each model selects within")
+    ] = defaults.DEFAULT_BUDGETS,
+    confidence: Annotated[
+        float, typer.Option(help="one-sided confidence that the challenger finds more hits, to promote")
+    ] = defaults.PROMOTION_CONFIDENCE,
 ) -> None:
-    """Compare challenger with champion on the challenger's validation window; move `champion` if better."""
+    """Judge the challenger against the champion on the challenger's test window (days neither model was
+    fitted, early-stopped or calibrated on), at the budget, by inverse-propensity estimated hits with a
+    bootstrap interval; move `champion` only when the challenger is shown better."""
+    from targeting.errors import ConfigError
+    from targeting.scoring.decisions import parse_budgets
     from targeting.training.registry import promote as run
 
-    decision = run(force=force, metric=metric)
+    if not 0 < confidence < 1:
+        raise ConfigError(f"--confidence: must be between 0 and 1, got {confidence}")
+    decision = run(force=force, budgets=parse_budgets(budget), confidence=confidence)
     out.print(decision)

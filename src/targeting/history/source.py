@@ -180,7 +180,7 @@ class HistorySource:
     def annotate(self, rows: pd.DataFrame, threads: int = 1,
                  prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
         """`rows` with their as-of counts alongside; `prefetched` lookups are used only by the saved index
-        they were made for (and only while it has no delta)."""
+        they were made for (its delta's rows are looked up there)."""
         answerer = self.answerer(len(rows))
         saved = self.saved_index()
         if saved is not None:

@@ -30,6 +30,8 @@ class ModelMeta:
     #: the time windows it was fitted and validated on, "[start, end)" in UTC
     train_window: str = ""
     valid_window: str = ""
+    #: held out of fitting, early stopping and calibration; "" when none was
+    test_window: str = ""
     #: the drift reference: binned features and scores of its training window (model/drift.py)
     reference: DriftReference | None = None
 

@@ -60,6 +60,11 @@ def parse_budgets(text: str) -> dict[str, Budget]:
     return out
 
 
+def format_budgets(budgets: dict[str, Budget]) -> str:
+    """The inverse of `parse_budgets`: `SEA=2%,POST=300`."""
+    return ",".join(f"{mode}={budget}" for mode, budget in budgets.items())
+
+
 def parse_share(text: str) -> float:
     """`10%` or `0.1` -> 0.1."""
     raw = text.strip()

@@ -28,7 +28,6 @@ from targeting.simulate.geography import AIRLINE_CODES, HIGH_RISK_ORIGINS, SEA_H
 from targeting.simulate.patterns import Underworld, lookalike_draw
 
 
-
 @dataclass
 class Choice:
     """A chooser's selection, by row of the day: `reason` MODEL or RANDOM (explored) or None, and each

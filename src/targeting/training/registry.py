@@ -1,5 +1,6 @@
 """The registry side of training: log a training run and its model, register it as the challenger, and
-promote a challenger to champion only when it is better on the same holdout.
+promote a challenger to champion only when it is shown better on days neither model saw
+(`promotion.py`).
 
 Everything here talks to MLflow (the store `tracking.setup` points at); the training itself does not.
 """
@@ -10,7 +11,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,18 +24,19 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from targeting import tracking
-from targeting.config import NO_HISTORY_ENV, scoring_threads
+from targeting.config import DEFAULT_BUDGETS, NO_HISTORY_ENV, PROMOTION_CONFIDENCE, scoring_threads
 from targeting.contract.io import read_parquet
 from targeting.errors import ModelNotFoundError
 from targeting.history.folder import read_declarations, read_outcomes
 from targeting.history.layout import day_files
 from targeting.history.source import HistorySource, annotate
 from targeting.history.store import HistoryStore
-from targeting.metrics import ranking
+from targeting.scoring.decisions import Budget, format_budgets, parse_budgets
 from targeting.serving.pyfunc import ENTRY_FILE, open_scorer, signature
 from targeting.serving.requests import request_rows
 from targeting.tracking import REGISTERED_MODEL
-from targeting.training.splits import Window, utc
+from targeting.training.promotion import judge, window_of
+from targeting.training.splits import Window
 from targeting.training.train import Progress, TrainingData, TrainResult, labelled_rows
 
 if TYPE_CHECKING:
@@ -48,43 +50,42 @@ def _version(client: MlflowClient, alias: str) -> ModelVersion | None:
         return None
 
 
-def holdout(declarations: pd.DataFrame, inspections: pd.DataFrame, window: Window,
-            target: str) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
-    """The inspected rows of the holdout window with their as-of history, and their labels.
-
-    The history does not depend on the model, so both models are scored on the same annotated rows.
-    """
-
-    rows = labelled_rows(TrainingData(declarations, inspections), target)
-    rows = rows[window.mask(rows["filed_at"])].reset_index(drop=True)
-    annotated = annotate(rows, HistoryStore.from_tables(declarations, inspections, target))
-    return annotated, rows["label"].to_numpy(dtype=bool)
-
-
-def history_holdout(history: Path, window: Window, target: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """`holdout` from a history folder, reading only the window: its days' declarations, the outcomes known
-    from its start on, and the as-of answers of the saved index and its delta (or the store, for a
-    history without a saved index)."""
-    start, end = window.start or pd.Timestamp.min.tz_localize("UTC"), window.end
-    declarations = read_declarations(day_files(history, "declarations", start, end))
-    inspections = read_outcomes(day_files(history, "outcomes", start, None))
-    rows = labelled_rows(TrainingData(declarations, inspections), target)
-    rows = rows[window.mask(rows["filed_at"])].reset_index(drop=True)
-    annotated = HistorySource(history, target).annotate(rows, scoring_threads())
-    return annotated, rows["label"].to_numpy(dtype=bool)
+def window_rows(declarations: pd.DataFrame, inspections: pd.DataFrame, window: Window, target: str,
+                answer: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:  # fmt: skip
+    """Every declaration of the window with its as-of history (`answer`), `label` (NaN where not
+    inspected) and the `selection_propensity` of its first inspection: what `promotion.judge` reads."""
+    decl = declarations[window.mask(declarations["filed_at"])]
+    decl = decl.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
+    labelled = labelled_rows(TrainingData(decl, inspections), target)[["declaration_id", "label", "selection_propensity"]]
+    rows = decl.merge(labelled, on="declaration_id", how="left")
+    rows["label"] = rows["label"].astype(float)
+    return answer(rows)
 
 
-def model_metric(model_uri: str, annotated: pd.DataFrame, y: np.ndarray, metric: str) -> float:
-    model = open_scorer(model_uri).model
-    return float(ranking(y, model.predict_annotated(annotated))[metric])
+def history_window_rows(history: Path, window: Window, target: str) -> pd.DataFrame:
+    """`window_rows` from a history folder, reading only the window's days (and the outcomes known from its
+    start on), answered by the saved index and its delta (or the store, without a saved index)."""
+    assert window.start is not None
+    declarations = read_declarations(day_files(history, "declarations", window.start, window.end))
+    inspections = read_outcomes(day_files(history, "outcomes", window.start, None))
+    source = HistorySource(history, target)
+    return window_rows(declarations, inspections, window, target, lambda rows: source.annotate(rows, scoring_threads()))
 
 
-#: run parameters that locate the holdout (written by `targeting train`): a history folder, or two files
-HOLDOUT_PARAMS = ("declarations", "inspections", "valid_window")
+def files_window_rows(declarations: Path, inspections: Path, window: Window, target: str) -> pd.DataFrame:
+    """`window_rows` from two files (a model trained on files rather than a history folder)."""
+    decl, insp = read_parquet(declarations), read_parquet(inspections)
+    store = HistoryStore.from_tables(decl, insp, target)
+    return window_rows(decl, insp, window, target, lambda rows: annotate(rows, store))
 
 
-def promote(force: bool = False, metric: str = "pr_auc") -> str:
-    """Evaluate challenger and champion on the challenger's validation window; log; maybe move the alias."""
+def promote(force: bool = False, budgets: dict[str, Budget] | None = None,
+            confidence: float = PROMOTION_CONFIDENCE) -> str:  # fmt: skip
+    """Judge the challenger against the champion on the challenger's test window (`promotion.judge`), log
+    the evidence as a `promotion` run, and move the champion alias when the challenger is shown better
+    (or with `force`, logged as such)."""
+    from targeting.model.classifier import TargetingModel
+
     tracking.setup()
     client = MlflowClient()
     challenger = _version(client, "challenger")
@@ -94,35 +95,46 @@ def promote(force: bool = False, metric: str = "pr_auc") -> str:
         )
     champion = _version(client, "champion")
     params = client.get_run(challenger.run_id).data.params
-    missing = [k for k in HOLDOUT_PARAMS if k not in params and not ("history" in params and k != "valid_window")]
-    if missing:
-        raise ModelNotFoundError(f"the challenger's run {challenger.run_id} has no {', '.join(missing)} parameter(s): "
-                                 "log it with the training data's paths (as `targeting train` does)")  # fmt: skip
-    start, end = params["valid_window"].strip("[)").split(", ")
-    window = Window(utc(start), utc(end))
-    if "history" in params:
-        annotated, y = history_holdout(Path(params["history"]), window, params.get("target", "hit"))
-    else:
-        decl, insp = read_parquet(params["declarations"]), read_parquet(params["inspections"])
-        annotated, y = holdout(decl, insp, window, params.get("target", "hit"))
-    new = model_metric(f"models:/{REGISTERED_MODEL}@challenger", annotated, y, metric)
-    old = model_metric(f"models:/{REGISTERED_MODEL}@champion", annotated, y, metric) if champion else np.nan
-    better = champion is None or (np.isfinite(new) and (not np.isfinite(old) or new > old))
-    move = better or force
+    budgets = budgets or parse_budgets(DEFAULT_BUDGETS)
+    new: TargetingModel = open_scorer(f"models:/{REGISTERED_MODEL}@challenger").model
+    old = open_scorer(f"models:/{REGISTERED_MODEL}@champion").model if champion else None
+    window = window_of(new.meta.test_window)
+    rows = pd.DataFrame()
+    if window is not None:
+        target = new.meta.target
+        if "history" in params:
+            rows = history_window_rows(Path(params["history"]), window, target)
+        elif "declarations" in params and "inspections" in params:
+            rows = files_window_rows(Path(params["declarations"]), Path(params["inspections"]), window, target)
+        else:
+            raise ModelNotFoundError(f"the challenger's run {challenger.run_id} records neither a history folder "
+                                     "nor its declarations and inspections (as `targeting train` does)")  # fmt: skip
+    evidence = judge(new, old, rows, budgets, confidence)
+    move = evidence.promote or force
     with mlflow.start_run(run_name="promotion"):
         mlflow.set_tag("kind", "promotion")
         mlflow.log_params({"challenger_version": challenger.version,
                            "champion_version": champion.version if champion else "none",
-                           "holdout": str(window), "metric": metric, "forced": force, "promoted": move})  # fmt: skip
-        mlflow.log_metrics(
-            {f"challenger_{metric}": new, **({f"champion_{metric}": old} if np.isfinite(old) else {})}
-        )
+                           "test_window": evidence.window or "none", "budgets": format_budgets(budgets),
+                           "confidence": confidence, "forced": force, "promoted": move,
+                           "challenger_windows": f"train {new.meta.train_window} valid {new.meta.valid_window}",
+                           "champion_windows": f"train {old.meta.train_window} valid {old.meta.valid_window}" if old else "none"})  # fmt: skip
+        mlflow.set_tag("evidence", evidence.reason)
+        if np.isfinite(evidence.difference):
+            mlflow.log_metrics({"estimated_hits_difference": evidence.difference,
+                                "difference_interval_low": evidence.interval[0],
+                                "difference_interval_high": evidence.interval[1],
+                                "difference_lower_bound": evidence.lower_bound})  # fmt: skip
+        if len(evidence.table):
+            for row in evidence.table[evidence.table["slice"] == "ALL"].itertuples():
+                mlflow.log_metric(f"{row.model}_hits_estimated", float(row.hits_estimated))
+            mlflow.log_table(evidence.table, "promotion/evidence.json")
     if move:
         client.set_registered_model_alias(REGISTERED_MODEL, "champion", challenger.version)
-    was = f"champion v{champion.version} {metric}={old:.4f}" if champion else "no champion yet"
-    verdict = "promoted to champion" if move else "kept the champion (challenger not better)"
-    return f"challenger v{challenger.version} {metric}={new:.4f} vs {was} on {window}: {verdict}" + (
-        " (forced)" if force and not better else ""
+    verdict = "promoted to champion" if move else "kept the champion"
+    was = f"champion v{champion.version}" if champion else "no champion yet"
+    return f"challenger v{challenger.version} vs {was}: {evidence.reason}; {verdict}" + (
+        " (forced)" if force and not evidence.promote else ""
     )
 
 

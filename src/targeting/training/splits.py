@@ -39,18 +39,23 @@ class Window:
 class TimeSplit:
     train: Window
     valid: Window
+    #: held out from fitting, early stopping and calibration: what `promote` judges the model on
+    test: Window | None = None
 
 
 def time_split(train_end: str | None, valid_end: str | None, train_start: str | None = None,
-               filed_at: pd.Series | None = None, valid_days: int = VALID_DAYS) -> TimeSplit:  # fmt: skip
-    """Train on [train_start, train_end), validate on [train_end, valid_end). Without `valid_end` the
-    validation window ends with the last day of `filed_at` (midnight after it); without `train_end` it is
-    the `valid_days` days before its end."""
+               filed_at: pd.Series | None = None, valid_days: int = VALID_DAYS, test_days: int = 0) -> TimeSplit:  # fmt: skip
+    """Train on [train_start, train_end), validate on [train_end, valid_end), and hold out the `test_days`
+    days after it as the test window. Without `valid_end` the test window (or, without one, the
+    validation window) ends with the last day of `filed_at` (midnight after it); without `train_end` the
+    validation window is the `valid_days` days before its end."""
     start = utc(train_start) if train_start else None
+    if test_days < 0:
+        raise ConfigError(f"--test-days: must be >= 0, got {test_days}")
     if valid_end:
         v_end = utc(valid_end)
     elif filed_at is not None and len(filed_at):
-        v_end = filed_at.max().tz_convert("UTC").floor("D") + pd.Timedelta(days=1)
+        v_end = filed_at.max().tz_convert("UTC").floor("D") + pd.Timedelta(days=1 - test_days)
     else:
         raise ConfigError("--valid-end: no end of the validation window given, and no data to take it from")
     t_end = utc(train_end) if train_end else v_end - pd.Timedelta(days=valid_days)
@@ -58,4 +63,5 @@ def time_split(train_end: str | None, valid_end: str | None, train_start: str | 
         raise ConfigError(f"--train-start {start.date()} must be before --train-end {t_end.date()}")
     if t_end >= v_end:
         raise ConfigError(f"--train-end {t_end.date()} must be before --valid-end {v_end.date()}")
-    return TimeSplit(Window(start, t_end), Window(t_end, v_end))
+    test = Window(v_end, v_end + pd.Timedelta(days=test_days)) if test_days else None
+    return TimeSplit(Window(start, t_end), Window(t_end, v_end), test)

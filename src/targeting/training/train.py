@@ -129,6 +129,7 @@ def fit(prepared: Prepared, config: TrainConfig, progress: Progress | None = Non
                                prepared.weights, progress=say)  # fmt: skip
     model.meta.target = prepared.target.value
     model.meta.train_window, model.meta.valid_window = str(prepared.split.train), str(prepared.split.valid)
+    model.meta.test_window = str(prepared.split.test) if prepared.split.test is not None else ""
     ref_matrix = model.matrix(prepared.reference)
     ref_scores = model.probability(model.raw_score(ref_matrix))
     model.meta.reference = profile(ref_matrix, ref_scores, model.meta.categorical_features)
