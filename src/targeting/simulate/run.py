@@ -44,7 +44,7 @@ def simulate(cfg: SimConfig, out: str | Path, daily: bool = False, progress: Pro
         for date, part in declarations.groupby(dates, sort=True):
             outputs[out / "declarations" / f"{date}.parquet"] = part.reset_index(drop=True)
     write_tables(outputs)
-    drift = {"scheduled": _drift_schedule(cfg), "events": world.underworld.events}
+    drift = {"scheduled": drift_schedule(cfg), "events": world.underworld.events}
     write_text(json.dumps(drift, indent=2, default=str) + "\n", out / "drift_log.json")
     write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True), out / "config.yaml")
     manifest = {
@@ -81,7 +81,7 @@ def _parties(decl: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _drift_schedule(cfg: SimConfig) -> list[dict[str, object]]:
+def drift_schedule(cfg: SimConfig) -> list[dict[str, object]]:
     d = cfg.drift_day
     return [
         {"event": "D1", "what": "port crackdown on LatAm reefers at KRPUS; P01 moves", "start": d(cfg.d1_start), "end": d(cfg.d1_end)},

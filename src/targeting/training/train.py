@@ -31,7 +31,10 @@ Progress = Callable[[str], None]
 @dataclass
 class TrainingData:
     declarations: pd.DataFrame
-    inspections: pd.DataFrame
+    inspections: pd.DataFrame  # the outcomes: labels of the inspected rows, and the as-of history of all
+    #: ground truth of every declaration (declaration_id, label): labels for every row instead of the
+    #: inspections' (the closed loop's ORACLE bound); the as-of history still comes from the inspections
+    truth: pd.DataFrame | None = None
 
 
 @dataclass
@@ -63,7 +66,12 @@ class TrainResult:
 
 
 def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
-    """Declarations that were inspected, with `label` and the selection propensity of their first exam."""
+    """Declarations that were inspected, with `label` and the selection propensity of their first exam
+    (with `data.truth`: every declaration, labelled by it, propensity 1)."""
+    if data.truth is not None:
+        truth = data.truth[["declaration_id", "label"]].assign(selection_propensity=1.0)
+        rows = data.declarations.merge(truth, on="declaration_id", how="inner")
+        return rows.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
     lab = labels(data.inspections, target)
     first = data.inspections.drop_duplicates("declaration_id")
     # the propensity is optional in the contract: most outcome exports do not record it
