@@ -117,6 +117,10 @@ TEST_DAYS = 14
 PROMOTION_CONFIDENCE = 0.9
 BOOTSTRAP_SAMPLES = 1000
 MIN_PROPENSITY = 1e-3
+#: `targeting monitor`: the recent weeks judged, and the lift of the model's hit rate over exploration's
+#: below which it warns
+MONITOR_RECENT_WEEKS = 4
+MONITOR_MIN_LIFT = 2.0
 #: declarations of the training window profiled as the drift reference (model/drift.py)
 REFERENCE_ROWS = 20_000
 

@@ -32,6 +32,7 @@ evaluate_app = typer.Typer(help="Evaluation protocols of evaluation.md (print a 
 evaluate_app.command("kcs")(evaluate.kcs)
 evaluate_app.command("world")(evaluate.world)
 app.command()(evaluate.backtest)
+app.command()(evaluate.monitor)
 app.add_typer(evaluate_app, name="evaluate")
 
 history_app = typer.Typer(help="The history: add a day, migrate a single-file history, index it.", no_args_is_help=True)

@@ -150,3 +150,44 @@ def backtest(
     if len(result.exploration):
         print_frame("the model's selection: INSPECT vs EXPLORE", result.exploration.round(3))
     out.print(f"{seconds / 60:.1f} min; tables and plots in {out_dir}; MLflow run {run_id}")
+
+
+@handles_errors
+def monitor(
+    history: Annotated[Path, typer.Argument(help="a history folder")],
+    scores: Annotated[
+        list[Path] | None,
+        typer.Option(help="scoring runs' scores (files, or folders searched for *.parquet), for the calibration"),
+    ] = None,
+    target: Annotated[str, typer.Option(help="hit (DRUG/PRECURSOR) or violation")] = "hit",
+    out_dir: Annotated[Path, typer.Option("--out", help="output folder: monitor.html and CSV tables")] = Path(
+        "data/monitor"
+    ),
+) -> None:
+    """Real performance over time from the outcomes the history recorded: per mode and week the hit rate of
+    the model's selection, of exploration and of the other channels, inverse-propensity estimates of
+    recall, calibration of risk_score, an audit of the selection by origin and consignee type, and a
+    warning when the model's hit rate falls towards exploration's."""
+    import pandas as pd
+
+    from targeting.contract.io import read_parquet
+    from targeting.contract.labels import parse_target
+    from targeting.errors import InputFileError
+    from targeting.history.folder import read_history, require_history
+    from targeting.monitoring.page import write_page
+    from targeting.monitoring.performance import monitor as run
+
+    declarations, outcomes = read_history(require_history(history, "HISTORY"))
+    files = [f for p in scores or [] for f in (sorted(p.rglob("*.parquet")) if p.is_dir() else [p])]
+    for f in files:
+        if not f.exists():
+            raise InputFileError(f"--scores {f}: no such file")
+    frames = [read_parquet(f, columns=["declaration_id", "risk_score"]) for f in files]
+    result = run(declarations, outcomes, pd.concat(frames, ignore_index=True) if frames else None, parse_target(target))
+    page = write_page(result, history, out_dir)
+    for warning in result.warnings:
+        out.print(f"[bold yellow]warning:[/] {warning}")
+    pooled = result.weekly.groupby("channel")[["inspected", "hits"]].sum()
+    pooled["hit_rate"] = pooled["hits"] / pooled["inspected"]
+    print_frame("inspections and hit rate by channel, whole history", pooled.reset_index().round(4))
+    out.print(f"page: {page}")

@@ -194,6 +194,9 @@ def run_policy(cfg: BacktestConfig, spec: PolicySpec, shared: LoopWorld, out: Pa
         if truth:
             truth.append(res.ground_truth[["declaration_id", "is_smuggling"]])
         _record(record, res, shared.start, chooser.scores)
+        if chooser.scores is not None:  # the day's scores, as a scoring run writes them (for `targeting monitor`)
+            (folder.parent / "scores").mkdir(exist_ok=True)
+            chooser.scores.to_parquet(folder.parent / "scores" / f"day-{day:03d}.parquet")
         say(f"{spec.name}: day {day}", 1)
     return record
 
