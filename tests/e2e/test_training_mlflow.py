@@ -60,6 +60,11 @@ def test_train_register_promote_and_load_without_pickle(project) -> None:
     champion = client.get_model_version_by_alias("targeting", "champion")
     run_data = client.get_run(champion.run_id).data
     assert "pr_auc" in run_data.metrics and "precision_at_5pct_ALL" in run_data.metrics
+    # lineage: the exact training and validation rows, as digests in the parameters and the dataset inputs
+    inputs = {i.dataset.name: i.dataset.digest for i in client.get_run(champion.run_id).inputs.dataset_inputs}
+    assert inputs["train rows"] == run_data.params["lineage_train_rows_digest"]
+    assert inputs["valid rows"] == run_data.params["lineage_valid_rows_digest"]
+    assert int(run_data.params["lineage_train_rows"]) > 0 and run_data.params["lineage_test_window"].startswith("[2023-01-11")
     artifacts = {a.path for a in client.list_artifacts(champion.run_id, "evaluation")}
     assert {"evaluation/shap_summary.png", "evaluation/budget_table.json"} <= artifacts
 

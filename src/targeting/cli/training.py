@@ -86,12 +86,22 @@ def train(
     config = TrainConfig(features=features, num_threads=threads, seed=seed, propensity_weights=propensity_weights,
                          search_trials=search)  # fmt: skip
     result = run_training(data, split, config, target, progress=say)
+    if history is not None:  # the history's committed state the model was trained on
+        from targeting.history import layout
+
+        if layout.is_partitioned(history):
+            manifest = layout.read_manifest(history)
+            days = sorted({f.split("/")[1].removeprefix("day=") for f in manifest.files["declarations"]})
+            params_history = {"history_version": manifest.version, "history_days": f"{days[0]}..{days[-1]}" if days else ""}
+        else:
+            params_history = {"history_version": "single-file"}
     source = {"history": str(history.resolve())} if history is not None else \
         {"declarations": str(declarations), "inspections": str(inspections)}  # fmt: skip
     params = {**source, "train_window": str(split.train),
               "valid_window": str(split.valid), "test_window": str(split.test or ""), "target": target, "threads": threads, "seed": seed,
               "propensity_weights": propensity_weights, "extra_numeric": ",".join(extras),
-              "extra_categorical": ",".join(extra_cats), "search_trials": search}  # fmt: skip
+              "extra_categorical": ",".join(extra_cats), "search_trials": search,
+              **(params_history if history is not None else {})}  # fmt: skip
     history_dir = history if history is not None else declarations.parent
     logged = log_run(result, data, params, str(history_dir), register, progress=say)
     say("done")

@@ -166,15 +166,20 @@ def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], his
             mlflow.log_metric("search_best_tuning_pr_auc", result.search.best_value)
             mlflow.log_table(result.search.trials, "search/trials.json")
         decl = data.declarations
-        # lineage: the source path plus a sample's schema and digest (object dtype: MLflow's digest code
-        # cannot compare pandas 3 string columns)
-        sample = decl.head(1000).astype("object")
+        # lineage: the exact rows (counts and digests of the training and validation rows, the windows), and
+        # the data they came from as MLflow dataset inputs carrying those digests
+        mlflow.log_params({f"lineage_{k}": v for k, v in result.lineage.items()})
+        source = params.get("history") or params.get("declarations") or ""
         with warnings.catch_warnings():  # a local path "can be interpreted in multiple ways" (both local)
             warnings.filterwarnings("ignore", message=".*dataset source can be interpreted.*")
-            dataset = mlflow.data.from_pandas(
-                sample, name="declarations", source=params.get("declarations", "")
-            )
-        mlflow.log_input(dataset, context="training")
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+            from mlflow.data.meta_dataset import MetaDataset
+
+            for context in ("train", "valid"):
+                if f"{context}_rows_digest" in result.lineage:
+                    dataset = MetaDataset(resolve_dataset_source(str(source)), name=f"{context} rows",
+                                          digest=str(result.lineage[f"{context}_rows_digest"]))  # fmt: skip
+                    mlflow.log_input(dataset, context="training" if context == "train" else "validation")
         say("SHAP summary")
         figure = _shap_summary(result)
         mlflow.log_figure(figure, "evaluation/shap_summary.png")

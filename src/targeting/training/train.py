@@ -8,8 +8,9 @@ run is `registry.log_run`'s job.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -63,6 +64,8 @@ class TrainResult:
     n_valid: int
     valid_matrix: pd.DataFrame  # up to 2,000 validation rows as the model sees them (for SHAP plots)
     search: SearchResult | None = None
+    #: the exact rows it was fitted and validated on: counts and digests (`rows_digest`), and the windows
+    lineage: dict[str, str | int] = field(default_factory=dict)
 
 
 def labelled_rows(data: TrainingData, target: Target | str) -> pd.DataFrame:
@@ -90,7 +93,26 @@ def train(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Tar
     prepared = prepare(data, split, config, target)
     model, found = fit(prepared, config, say)
     say("evaluation")
-    return evaluate(model, prepared, config.seed, found)
+    result = evaluate(model, prepared, config.seed, found)
+    result.lineage = lineage(prepared)
+    return result
+
+
+def rows_digest(rows: pd.DataFrame) -> str:
+    """A digest of labelled rows (ids, filing times, labels; in time order), so that a run can be re-run and
+    checked to have used exactly the same rows."""
+    key = pd.DataFrame({"id": rows["declaration_id"].astype(str).to_numpy(),
+                        "filed": rows["filed_at"].astype("int64").to_numpy(), "label": rows["label"].astype(bool).to_numpy()})  # fmt: skip
+    return hashlib.sha256(pd.util.hash_pandas_object(key, index=False).to_numpy().tobytes()).hexdigest()[:32]
+
+
+def lineage(prepared: Prepared) -> dict[str, str | int]:
+    split = prepared.split
+    return {"train_window": str(split.train), "valid_window": str(split.valid),
+            "test_window": str(split.test) if split.test is not None else "",
+            "train_rows": len(prepared.train), "train_positives": int(prepared.y_train.sum()),
+            "train_rows_digest": rows_digest(prepared.train), "valid_rows": len(prepared.valid),
+            "valid_positives": int(prepared.y_valid.sum()), "valid_rows_digest": rows_digest(prepared.valid)}  # fmt: skip
 
 
 def prepare(data: TrainingData, split: TimeSplit, config: TrainConfig, target: Target | str) -> Prepared:

@@ -31,6 +31,7 @@ class LoopTables:
     drift: pd.DataFrame  # per policy and drift event: recall in the window after it
     exploration: pd.DataFrame  # per policy: share of the model's selection explored, hits found each way
     promotions: pd.DataFrame  # per policy and retraining: promoted or not, and why
+    attempts: pd.DataFrame  # every smuggling attempt of the loop's days, per policy: caught or not, by whom
 
 
 def attempts_of(records: list[PolicyRecord]) -> pd.DataFrame:
@@ -69,7 +70,8 @@ def tables(records: list[PolicyRecord], world: SimConfig, warmup: int) -> LoopTa
     exploration = _exploration(records)
     promotions = pd.concat([pd.DataFrame(r.promotions).assign(policy=r.spec.name) for r in records if r.promotions],
                            ignore_index=True) if any(r.promotions for r in records) else pd.DataFrame()  # fmt: skip
-    return LoopTables(summary.reset_index(), weekly, by_mode, by_pattern, drift, exploration, promotions)
+    return LoopTables(summary.reset_index(), weekly, by_mode, by_pattern, drift, exploration, promotions,
+                      loop.drop(columns=["phase", "week"]))  # fmt: skip
 
 
 def drift_events(world: SimConfig, first_day: int) -> list[tuple[str, int]]:
