@@ -149,6 +149,10 @@ def backtest(
         print_frame(f"recall in the {28} days after each drift event", drift.reset_index().round(3))
     if len(result.exploration):
         print_frame("the model's selection: INSPECT vs EXPLORE", result.exploration.round(3))
+    if len(result.calibration):
+        shown = "eps=0.1" if (result.calibration["policy"] == "eps=0.1").any() else result.calibration["policy"].iloc[0]
+        print_frame(f"{shown}: risk_score against ground truth over all traffic, and the inspected rows' hit rate",
+                    result.calibration[result.calibration["policy"] == shown].drop(columns=["policy"]).round(4))  # fmt: skip
     out.print(f"{seconds / 60:.1f} min; tables and plots in {out_dir}; MLflow run {run_id}")
 
 

@@ -83,6 +83,8 @@ class PolicyRecord:
     promotions: list[dict[str, object]] = field(default_factory=list)
     #: per day and mode, the model's selection: INSPECT and EXPLORE rows, and the hits of each
     selections: list[pd.DataFrame] = field(default_factory=list)
+    #: every scored declaration: its risk_score, whether it smuggled (ground truth) and was inspected
+    scored: list[pd.DataFrame] = field(default_factory=list)
 
 
 @dataclass
@@ -259,6 +261,12 @@ def _record(record: PolicyRecord, res: DayResult, start: pd.Timestamp, scores: p
         day = int((res.declarations["filed_at"].iloc[0] - start).days) if len(res.declarations) else -1
         table = frame.groupby(["mode", "decision"]).agg(selected=("hit", "size"), hits=("hit", "sum")).reset_index()
         record.selections.append(table.assign(day=day))
+        smuggling = set(res.ground_truth.loc[res.ground_truth["is_smuggling"].astype(bool), "declaration_id"].astype(str))
+        ids = scores["declaration_id"].astype(str)
+        record.scored.append(pd.DataFrame({"risk_score": scores["risk_score"].to_numpy(dtype=float),
+                                           "smuggling": ids.isin(smuggling).to_numpy(),
+                                           "inspected": ids.isin(set(inspections["declaration_id"].astype(str))).to_numpy(),
+                                           "hit": ids.isin(hits).to_numpy()}))  # fmt: skip
 
 
 def _attempts(truth: pd.DataFrame, inspections: pd.DataFrame, declarations: pd.DataFrame,

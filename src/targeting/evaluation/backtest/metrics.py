@@ -32,6 +32,9 @@ class LoopTables:
     exploration: pd.DataFrame  # per policy: share of the model's selection explored, hits found each way
     promotions: pd.DataFrame  # per policy and retraining: promoted or not, and why
     attempts: pd.DataFrame  # every smuggling attempt of the loop's days, per policy: caught or not, by whom
+    #: per model policy and risk_score bin: mean score, the true smuggling rate over all traffic, and the hit
+    #: rate of the inspected rows (what the calibration was fitted to)
+    calibration: pd.DataFrame
 
 
 def attempts_of(records: list[PolicyRecord]) -> pd.DataFrame:
@@ -71,7 +74,27 @@ def tables(records: list[PolicyRecord], world: SimConfig, warmup: int) -> LoopTa
     promotions = pd.concat([pd.DataFrame(r.promotions).assign(policy=r.spec.name) for r in records if r.promotions],
                            ignore_index=True) if any(r.promotions for r in records) else pd.DataFrame()  # fmt: skip
     return LoopTables(summary.reset_index(), weekly, by_mode, by_pattern, drift, exploration, promotions,
-                      loop.drop(columns=["phase", "week"]))  # fmt: skip
+                      loop.drop(columns=["phase", "week"]), _calibration(records))  # fmt: skip
+
+
+#: risk_score bins of the ground-truth reliability table
+SCORE_BINS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def _calibration(records: list[PolicyRecord]) -> pd.DataFrame:
+    """Reliability of risk_score against ground truth over all traffic, beside the inspected rows' hit rate."""
+    frames = []
+    for r in records:
+        if not r.scored:
+            continue
+        scored = pd.concat(r.scored, ignore_index=True)
+        scored["bin"] = pd.cut(scored["risk_score"], SCORE_BINS, include_lowest=True)
+        table = scored.groupby("bin", observed=True).agg(rows=("smuggling", "size"), mean_score=("risk_score", "mean"),
+                                                         true_rate=("smuggling", "mean"), inspected=("inspected", "sum"))  # fmt: skip
+        inspected = scored[scored["inspected"]]
+        table["inspected_hit_rate"] = inspected.groupby("bin", observed=True)["hit"].mean().reindex(table.index)
+        frames.append(table.reset_index().assign(policy=r.spec.name, bin=lambda t: t["bin"].astype(str)))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def drift_events(world: SimConfig, first_day: int) -> list[tuple[str, int]]:
