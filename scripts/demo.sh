@@ -32,10 +32,10 @@ if [ ! -f "$HISTORY/history.json" ]; then
 fi
 $T history index "$HISTORY"
 
-echo "== 4. train on the history's inspected declarations (validation: its last 60 days), register as challenger"
+echo "== 4. train on the history's inspected declarations (last 14 days held out), register as challenger"
 $T train --history "$HISTORY" --register
 
-echo "== 5. promote the challenger if it beats the champion on the same holdout"
+echo "== 5. promote the challenger if it is shown better than the champion on days neither saw"
 $T promote
 
 echo "== 6. day $N: score its manifest with the champion (budgets per mode, 20 % of each kept for exploration)"
