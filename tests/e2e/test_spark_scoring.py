@@ -67,3 +67,36 @@ def test_spark_scores_equal_the_pandas_scores_row_for_row(champion, small_world)
     psi_pandas = pd.read_csv(runs["pandas"] / "drift.csv").set_index("column")["psi"]
     psi_spark = pd.read_csv(runs["spark"] / "drift.csv").set_index("column")["psi"]
     pd.testing.assert_series_equal(psi_spark.loc[psi_pandas.index], psi_pandas, check_exact=False, rtol=1e-9)
+
+
+def test_spark_reads_a_partitioned_history_with_a_delta_as_the_pandas_path_does(champion, small_world) -> None:
+    """The history folder in the partitioned layout (migrated, indexed, then one more day added: a delta):
+    the executors' answers equal the pandas path's."""
+    folder, _ = champion
+    decl = pd.read_parquet(small_world / "declarations.parquet")
+    days = decl["filed_at"].dt.normalize()
+    last, before = sorted(days.unique())[-1], sorted(days.unique())[-2]
+    history = folder / "partitioned"
+    insp = pd.read_parquet(small_world / "inspections.parquet")
+    decl[days < before].to_parquet(folder / "older.parquet")
+    insp[insp["exam_at"] < before].to_parquet(folder / "older-outcomes.parquet")
+    decl[days == before].to_parquet(folder / "day.parquet")
+    known = (insp["exam_at"] >= before) & (insp["exam_at"] < last)
+    insp[known].to_parquet(folder / "day-outcomes.parquet")
+    for args in (["history", "add", str(history), "--declarations", str(folder / "older.parquet"), "--outcomes",
+                  str(folder / "older-outcomes.parquet")], ["history", "index", str(history)],
+                 ["history", "add", str(history), "--declarations", str(folder / "day.parquet"), "--outcomes",
+                  str(folder / "day-outcomes.parquet")]):  # fmt: skip
+        done = CliRunner().invoke(app, args)
+        assert done.exit_code == 0, done.output
+    manifest = folder / "manifest-last.parquet"
+    decl[days == last].to_parquet(manifest)
+    scores = {}
+    for engine in ("pandas", "spark"):
+        out = folder / f"partitioned-{engine}"
+        result = CliRunner().invoke(app, ["score", str(manifest), "--history", str(history), "--budget", "SEA=10%",
+                                          "--no-report", "--out", str(out), "--engine", engine, "--spark-master", "local[2]"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        scores[engine] = pd.read_parquet(out / "scores.parquet").drop(columns=["scored_at"])
+    assert "committed after it" in " ".join(result.output.split())  # answered from the index and its delta
+    pd.testing.assert_frame_equal(scores["spark"], scores["pandas"], check_exact=False, rtol=1e-12)
