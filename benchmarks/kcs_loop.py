@@ -47,14 +47,12 @@ def run(strategy: str, k: float, decl: pd.DataFrame, insp: pd.DataFrame, truth: 
     reversed the ranking)."""
     import warnings
 
-    from targeting.model.classifier import CalibrationWarning
-
     from targeting.config import CATEGORICAL_COLUMNS, FeatureConfig, Target, TrainConfig
     from targeting.evaluation.kcs import KCS_CATEGORICAL, KCS_NUMERIC
     from targeting.features.build import build_features, categorical_names
     from targeting.history.source import annotate
     from targeting.history.store import HistoryStore
-    from targeting.model.classifier import TargetingModel
+    from targeting.model.classifier import CalibrationWarning, TargetingModel
 
     features = FeatureConfig(categorical=(*CATEGORICAL_COLUMNS, *KCS_CATEGORICAL), extra_numeric=KCS_NUMERIC, seed=7)
     config = TrainConfig(features=features)
