@@ -3,8 +3,6 @@ CSV tables beside it."""
 
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,22 +10,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from targeting.contract.io import write_tables, write_text
+from targeting.figures import png_data_uri
 from targeting.monitoring.performance import Monitoring
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 #: the weeks shown in the page's table (all weeks are in weekly.csv)
 TABLE_WEEKS = 12
-
-
-def _png(fig: Figure) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def hit_rates(weekly: pd.DataFrame) -> str:
@@ -48,7 +38,7 @@ def hit_rates(weekly: pd.DataFrame) -> str:
     axes[0].set_ylabel("hit rate of the inspections")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def recall(estimates: pd.DataFrame) -> str:
@@ -61,7 +51,7 @@ def recall(estimates: pd.DataFrame) -> str:
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def calibration(table: pd.DataFrame) -> str:
@@ -77,7 +67,7 @@ def calibration(table: pd.DataFrame) -> str:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def write_page(result: Monitoring, history: Path, out: Path) -> Path:

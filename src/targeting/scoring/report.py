@@ -8,8 +8,6 @@ Pictures are PNGs embedded as data URIs; the page needs no JavaScript.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,20 +17,12 @@ import pandas as pd
 
 from targeting.config import REPORT_CARDS
 from targeting.contract.io import read_parquet, write_text
+from targeting.figures import png_data_uri
 from targeting.model.explain import EXPLANATION_COLUMNS
 
 KEY_FIELDS = ("filed_at", "arrival_date", "origin_country", "load_loc", "transit_locs", "discharge_loc",
               "consignee_id", "consignor_id", "forwarder_id", "hs_code", "goods_desc", "declared_value_usd",
               "gross_weight_kg", "n_packages", "package_type", "container_type", "mail_class")  # fmt: skip
-
-
-def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def histogram(scores: pd.DataFrame) -> str:
@@ -50,7 +40,7 @@ def histogram(scores: pd.DataFrame) -> str:
     ax.set_xlabel("risk score (calibrated probability of a hit)")
     ax.set_ylabel("declarations")
     ax.legend(fontsize=8, ncol=5)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def waterfall(groups: pd.DataFrame, expected_value: float, max_display: int = 8) -> str:
@@ -66,7 +56,7 @@ def waterfall(groups: pd.DataFrame, expected_value: float, max_display: int = 8)
     shap.plots.waterfall(explanation, max_display=max_display, show=False)
     fig = plt.gcf()
     fig.set_size_inches(7, 0.42 * min(len(values), max_display) + 1.4)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 #: from this many cards on, the waterfalls are drawn by two worker processes (matplotlib is not
