@@ -159,3 +159,9 @@ def scoring_threads() -> int:
     """Threads for prediction, explanations and as-of answers: prediction gains from a second thread
     (`python -m benchmarks threads`), the fit does not."""
     return int(os.environ.get(THREADS_ENV) or min(2, os.cpu_count() or 1))
+
+
+def backtest_workers() -> int:
+    """Processes for the closed loop's policies: each lives through the days on its own, so they run side by
+    side, one per core."""
+    return max(1, os.cpu_count() or 1)

@@ -99,6 +99,9 @@ def backtest(
     epsilons: Annotated[str, typer.Option(help="exploration shares of the model's budget, one policy each")] = "0,0.05,0.1,0.2",
     oracle: Annotated[bool, typer.Option(help="also run ORACLE-loop (trained on ground truth): the bound")] = True,
     rule: Annotated[bool, typer.Option(help="also run RULE-only (the legacy service)")] = True,
+    workers: Annotated[
+        int, typer.Option(help="policies run side by side in this many processes (default: one per core)")
+    ] = 0,
     out_dir: Annotated[
         Path, typer.Option("--out", help="output folder (tables, plots, summary.json; working histories)")
     ] = Path("data/backtest"),
@@ -111,6 +114,7 @@ def backtest(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from targeting.config import backtest_workers
     from targeting.errors import ConfigError
     from targeting.evaluation.backtest.loop import BacktestConfig, run_backtest
     from targeting.evaluation.backtest.metrics import tables
@@ -135,7 +139,7 @@ def backtest(
         def progress(what: str, done: int) -> None:
             bar.update(task, description=what, advance=done)
 
-        records = run_backtest(cfg, out_dir, progress)
+        records = run_backtest(cfg, out_dir, progress, workers or backtest_workers())
     seconds = time.perf_counter() - started
     result = tables(records, world, warmup)
     write_outputs(result, cfg, world, warmup, out_dir, seconds)

@@ -73,10 +73,13 @@ def train(
     say = stage_printer()
     say("reading tables")
     if history is not None:
+        from targeting.contract.labels import parse_target
         from targeting.history.folder import read_history, require_history
+        from targeting.history.source import HistorySource
         from targeting.training.train import TrainingData
 
-        data = TrainingData(*read_history(require_history(history, "--history")))
+        source = HistorySource(require_history(history, "--history"), parse_target(target).value)
+        data = TrainingData(*read_history(history), history=source)
     else:
         data = load_tables(declarations, inspections)
     split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"], test_days=test_days)

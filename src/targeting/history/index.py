@@ -225,7 +225,8 @@ class HistoryIndex:
         outcome = store.outcomes.merge(decl, on="declaration_id", how="inner")
         out_s = _seconds(outcome["known_at"])
         hit = outcome["label"].to_numpy(dtype=bool)
-        self.orphans = store.outcomes[~store.outcomes["declaration_id"].isin(decl["declaration_id"])]
+        # a hash lookup in the (unique) stored ids: `Series.isin` on Arrow strings loops in Python
+        self.orphans = store.outcomes[self.ids.get_indexer(store.outcomes["declaration_id"].astype(str)) < 0]
         self.orphans = self.orphans.reset_index(drop=True)
 
         def index_key(col: str) -> tuple[_Key, np.ndarray]:
@@ -395,7 +396,7 @@ class HistoryIndex:
         if pre is not None:  # the rows before the query: their own newness; a query row the delta holds is stored
             n = len(pre.rows)
             new[:n] = pre.new
-            new[n:] &= ~ids[n:].isin(pre.delta_ids).to_numpy()
+            new[n:] &= pre.delta_ids.get_indexer(ids[n:]) < 0
             rows, o_s, o_hit = pre.orphan_rows, pre.orphan_s, pre.orphan_hit
             removed_rows, removed_s = pre.removed_rows, pre.removed_s
         if len(self.orphans):

@@ -42,6 +42,8 @@ class Evidence:
     confidence: float
     promote: bool
     reason: str
+    #: Jaccard overlap of the two models' selections in the window (how much a promotion changes the list)
+    overlap: float = np.nan
 
 
 def window_of(text: str) -> Window | None:
@@ -128,7 +130,10 @@ def compare(rows: pd.DataFrame, challenger: np.ndarray, champion: np.ndarray | N
     promote = lower > 0
     reason = (f"the challenger finds {difference:+.1f} estimated hits in the window, lower bound {lower:+.1f} at "
               f"{confidence:.0%}: " + ("better" if promote else "not shown better"))  # fmt: skip
-    return Evidence(window, table, difference, interval, lower, confidence, promote, reason)
+    both = int((chosen["challenger"] & chosen["champion"]).sum())
+    either = int((chosen["challenger"] | chosen["champion"]).sum())
+    overlap = both / either if either else np.nan
+    return Evidence(window, table, difference, interval, lower, confidence, promote, reason, overlap)
 
 
 class Judged(Protocol):

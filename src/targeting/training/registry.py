@@ -124,7 +124,8 @@ def promote(force: bool = False, budgets: dict[str, Budget] | None = None,
             mlflow.log_metrics({"estimated_hits_difference": evidence.difference,
                                 "difference_interval_low": evidence.interval[0],
                                 "difference_interval_high": evidence.interval[1],
-                                "difference_lower_bound": evidence.lower_bound})  # fmt: skip
+                                "difference_lower_bound": evidence.lower_bound,
+                                "selection_jaccard": evidence.overlap})  # fmt: skip
         if len(evidence.table):
             for row in evidence.table[evidence.table["slice"] == "ALL"].itertuples():
                 mlflow.log_metric(f"{row.model}_hits_estimated", float(row.hits_estimated))

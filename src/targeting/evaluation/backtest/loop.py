@@ -19,10 +19,14 @@ What was caught is counted against the world's ground truth (`metrics.py`). Same
 from __future__ import annotations
 
 import copy
+import multiprocessing
+import queue
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -44,6 +48,14 @@ from targeting.training.splits import time_split
 from targeting.training.train import TrainingData, train
 
 Progress = Callable[[str, int], None]  # (what, steps done): one step per policy-day
+
+
+class QueueLike(Protocol):
+    """A queue shared with worker processes (a `multiprocessing.Manager().Queue()`)."""
+
+    def put(self, item: tuple[str, int]) -> None: ...
+    def get(self, block: bool = True, timeout: float | None = None) -> tuple[str, int]: ...
+    def get_nowait(self) -> tuple[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -102,14 +114,41 @@ class LoopWorld:
     warmup_records: tuple[pd.DataFrame, pd.DataFrame]
 
 
-def run_backtest(cfg: BacktestConfig, out: Path, progress: Progress | None = None) -> list[PolicyRecord]:
-    """Every policy of `cfg` through the loop (see the module docstring); working folders under `out`."""
+def run_backtest(cfg: BacktestConfig, out: Path, progress: Progress | None = None,
+                 workers: int = 1) -> list[PolicyRecord]:  # fmt: skip
+    """Every policy of `cfg` through the loop (see the module docstring); working folders under `out`.
+    With `workers` > 1 the policies run side by side in that many processes (the same records: each policy
+    has its own copy of the world, history and seed)."""
     say = progress or (lambda _what, _done: None)
     shared = warm_up(cfg, out, say)
-    records = []
-    for spec in cfg.specs():
-        records.append(run_policy(cfg, spec, shared, out, say))
-    return records
+    specs = cfg.specs()
+    if workers <= 1 or len(specs) == 1:
+        return [run_policy(cfg, spec, shared, out, say) for spec in specs]
+    context = multiprocessing.get_context("spawn")  # no fork of a process whose LightGBM threads have started
+    with context.Manager() as manager, ProcessPoolExecutor(min(workers, len(specs)), mp_context=context) as pool:
+        messages = manager.Queue()
+        futures = [pool.submit(_policy_in_worker, cfg, spec, shared, out, messages) for spec in specs]
+        while not all(f.done() for f in futures):
+            _relay(messages, say, wait=0.5)
+        _relay(messages, say, wait=0.0)
+        return [f.result() for f in futures]
+
+
+def _policy_in_worker(cfg: BacktestConfig, spec: PolicySpec, shared: LoopWorld, out: Path,
+                      messages: QueueLike) -> PolicyRecord:  # fmt: skip
+    return run_policy(cfg, spec, shared, out, lambda what, done: messages.put((what, done)))
+
+
+def _relay(messages: QueueLike, say: Progress, wait: float) -> None:
+    """The workers' progress messages, passed on to `say` (waiting up to `wait` seconds for the first)."""
+    try:
+        what, done = messages.get(timeout=wait) if wait else messages.get_nowait()
+        say(what, done)
+        while True:
+            what, done = messages.get_nowait()
+            say(what, done)
+    except queue.Empty:
+        return
 
 
 def warm_up(cfg: BacktestConfig, out: Path, say: Progress) -> LoopWorld:
@@ -164,7 +203,7 @@ def run_policy(cfg: BacktestConfig, spec: PolicySpec, shared: LoopWorld, out: Pa
     truth = [shared.truth] if spec.kind == ORACLE else []
     champion, version = shared.first[spec.kind], 1
     record.promotions.append({"day": shared.warmup_days, "version": 1, "promoted": True, "reason": "first model",
-                              "difference": np.nan, "lower_bound": np.nan})  # fmt: skip
+                              "difference": np.nan, "lower_bound": np.nan, "overlap": np.nan})  # fmt: skip
     scorer = Scorer(champion, HistorySource(folder, Target.HIT.value))
     chooser = JobChooser(scorer, f"backtest:{spec.slug}:v1", spec.explore, cfg.seed)
     pending = shared.pending
@@ -180,7 +219,7 @@ def run_policy(cfg: BacktestConfig, spec: PolicySpec, shared: LoopWorld, out: Pa
                 chooser.model_uri = f"backtest:{spec.slug}:v{version}"
             record.promotions.append({"day": day, "version": version, "promoted": evidence.promote,
                                       "reason": evidence.reason, "difference": evidence.difference,
-                                      "lower_bound": evidence.lower_bound})  # fmt: skip
+                                      "lower_bound": evidence.lower_bound, "overlap": evidence.overlap})  # fmt: skip
             build_index(folder, Target.HIT.value)  # fold the days added since into the saved index
             scorer = Scorer(champion, HistorySource(folder, Target.HIT.value))
             chooser.scorer = scorer
@@ -224,8 +263,9 @@ def _truth_labels(truth: pd.DataFrame) -> pd.DataFrame:
 def _train(cfg: BacktestConfig, folder: Path, truth: pd.DataFrame | None) -> TargetingModel:
     """A model of everything the history holds (labelled by `truth` for the oracle), the last
     `test_days` held out, the `valid_days` before them for early stopping and calibration."""
+    source = HistorySource(folder, Target.HIT.value)  # its saved index answers the as-of counts
     declarations, inspections = read_history(folder)
-    data = TrainingData(declarations, inspections, truth)
+    data = TrainingData(declarations, inspections, truth, source)
     split = time_split(None, None, filed_at=declarations["filed_at"], valid_days=cfg.valid_days,
                        test_days=cfg.test_days)  # fmt: skip
     return train(data, split, TrainConfig(seed=cfg.seed), Target.HIT).model
