@@ -78,7 +78,7 @@ def test_monitor_shows_inspect_and_explore_hit_rates_in_a_browser(backtest) -> N
     policy = out / "policies" / "eps-01"
     page = folder / "monitor"
     result = CliRunner().invoke(app, ["monitor", str(policy / "history"), "--scores", str(policy / "scores"),
-                                      "--out", str(page)])  # fmt: skip
+                                      "--promotions", str(policy / "promotions.csv"), "--out", str(page)])  # fmt: skip
     assert result.exit_code == 0, result.output
     weekly = pd.read_csv(page / "weekly.csv")
     assert {"MODEL", "RANDOM", "OTHER"} <= set(weekly["channel"])
@@ -90,4 +90,7 @@ def test_monitor_shows_inspect_and_explore_hit_rates_in_a_browser(backtest) -> N
                          text=True, timeout=120, check=True).stdout  # fmt: skip
     assert "Targeting performance monitor" in dom and 'id="hit-rates"' in dom and 'id="calibration"' in dom
     assert "MODEL inspected" in dom and "RANDOM hit rate" in dom
+    champions = pd.read_csv(page / "champions.csv")  # every retraining's decision, the first model's included
+    assert len(champions) == len(pd.read_csv(policy / "promotions.csv")) > 1 and 'id="champions"' in dom
+    assert champions.loc[champions["promoted"] & champions["overlap"].notna(), "overlap"].between(0, 1).all()
     assert dom.count("data:image/png;base64,") == 3

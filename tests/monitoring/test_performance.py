@@ -59,3 +59,16 @@ def test_calibration_by_score_bin_from_the_scoring_runs_scores() -> None:
     assert high["hit_rate_model_rows"] == pytest.approx(0.3, abs=0.05)
     low = table[table["mean_score"] == 0.02].iloc[0]
     assert low["inspected"] == 5 * 42 and np.isnan(low["hit_rate_model_rows"])
+
+
+def test_promotion_decisions_show_the_overlap_of_consecutive_champions() -> None:
+    decl, insp = _history(0.3, 0.02, weeks=2)
+    log = pd.DataFrame({"decided": ["2024-01-15", "2024-01-08", "2024-01-22"], "version": [2, 1, 2],
+                        "promoted": ["True", "True", "False"], "overlap": [0.4, np.nan, 0.9],
+                        "difference": [12.0, np.nan, 1.0], "lower_bound": [3.0, np.nan, -2.0]})  # fmt: skip
+    table = monitor(decl, insp, None, promotions=log).champions
+    assert table["decided"].tolist() == ["2024-01-08", "2024-01-15", "2024-01-22"]
+    assert table["promoted"].tolist() == [True, True, False]
+    # the overlap of consecutive champions: only where the list actually changed hands
+    assert table["champion_overlap"].tolist()[1] == 0.4 and table["champion_overlap"].isna().tolist() == [True, False, True]
+    assert monitor(decl, insp, None).champions.empty

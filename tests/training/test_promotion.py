@@ -121,3 +121,13 @@ def test_a_champion_fitted_on_the_window_or_no_test_window_means_no_promotion(wo
     assert not evidence.promote and "no test window" in evidence.reason
     first = judge(new, None, rows, BUDGETS)  # no champion yet: the first model is promoted
     assert first.promote and set(first.table["model"]) == {"challenger"}
+
+
+def test_the_evidence_measures_how_much_the_two_selections_overlap(world) -> None:
+    rows, risk, _truth, champion = world
+    same = compare(rows, risk, risk.copy(), BUDGETS, "w", samples=50)
+    assert same.overlap == 1.0
+    a, b = selections(rows, risk, BUDGETS), selections(rows, champion, BUDGETS)
+    other = compare(rows, risk, champion, BUDGETS, "w", samples=50)
+    assert other.overlap == pytest.approx((a & b).sum() / (a | b).sum()) and 0 < other.overlap < 0.9
+    assert np.isnan(compare(rows, risk, None, BUDGETS, "w").overlap)  # no champion: nothing to overlap

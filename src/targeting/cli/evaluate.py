@@ -168,6 +168,11 @@ def monitor(
         typer.Option(help="scoring runs' scores (files, or folders searched for *.parquet), for the calibration"),
     ] = None,
     target: Annotated[str, typer.Option(help="hit (DRUG/PRECURSOR) or violation")] = "hit",
+    promotions: Annotated[
+        Path | None,
+        typer.Option(help="a promotion log as CSV (a backtest policy's promotions.csv); default: the promotion "
+                     "runs in MLflow"),
+    ] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="output folder: monitor.html and CSV tables")] = Path(
         "data/monitor"
     ),
@@ -191,11 +196,23 @@ def monitor(
         if not f.exists():
             raise InputFileError(f"--scores {f}: no such file")
     frames = [read_parquet(f, columns=["declaration_id", "risk_score"]) for f in files]
-    result = run(declarations, outcomes, pd.concat(frames, ignore_index=True) if frames else None, parse_target(target))
+    if promotions is not None:
+        if not promotions.is_file():
+            raise InputFileError(f"--promotions {promotions}: no such file")
+        decisions = pd.read_csv(promotions)
+    else:
+        from targeting.training.registry import promotion_log
+
+        decisions = promotion_log()
+    result = run(declarations, outcomes, pd.concat(frames, ignore_index=True) if frames else None,
+                 parse_target(target), decisions)  # fmt: skip
     page = write_page(result, history, out_dir)
     for warning in result.warnings:
         out.print(f"[bold yellow]warning:[/] {warning}")
     pooled = result.weekly.groupby("channel")[["inspected", "hits"]].sum()
     pooled["hit_rate"] = pooled["hits"] / pooled["inspected"]
     print_frame("inspections and hit rate by channel, whole history", pooled.reset_index().round(4))
+    if len(result.champions):
+        shown = result.champions[["decided", "version", "promoted", "overlap", "difference", "lower_bound"]]
+        print_frame("promotion decisions: overlap of the challenger's selection with the champion's", shown.round(3))
     out.print(f"page: {page}")

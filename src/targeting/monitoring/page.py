@@ -5,16 +5,12 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from targeting.contract.io import write_tables, write_text
 from targeting.figures import png_data_uri
 from targeting.monitoring.performance import Monitoring
-
-if TYPE_CHECKING:
-    pass
 
 #: the weeks shown in the page's table (all weeks are in weekly.csv)
 TABLE_WEEKS = 12
@@ -92,5 +88,6 @@ def write_page(result: Monitoring, history: Path, out: Path) -> Path:
                 for (w, m), row in table.iterrows()] if len(table) else [],
         channels=sorted(result.weekly["channel"].unique()) if len(result.weekly) else [],
         audit=result.audit.groupby("dimension").head(15).to_dict("records") if len(result.audit) else [],
+        champions=result.champions.to_dict("records") if len(result.champions) else [],
     )  # fmt: skip
     return write_text(html, out / "monitor.html")

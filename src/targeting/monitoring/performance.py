@@ -8,13 +8,15 @@
 - Calibration of `risk_score` (from the scoring runs' scores, when given) against the outcomes of the
   inspected rows, by score bin: observed on MODEL rows, and re-weighted to all traffic with 1/p.
 - An audit table: the model's selection rate by origin country and by consignee type.
+- The champions: each promotion decision with the Jaccard overlap of the challenger's and the champion's
+  selections on its held-out window (how much a new champion changes the list officers work from).
 - A warning when the model's hit rate over the recent weeks falls towards exploration's (the model then
   finds little more than chance does).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,10 @@ class Monitoring:
     audit: pd.DataFrame  # dimension, value, declarations, selected by MODEL, selection rate
     warnings: list[str]
     lift: float  # MODEL hit rate / RANDOM hit rate over the recent weeks
+    champions: pd.DataFrame = field(default_factory=pd.DataFrame)  # see `champions`
+
+#: the columns of a promotion log (`targeting promote`'s runs, or a backtest policy's promotions.csv)
+PROMOTION_COLUMNS = ("decided", "version", "promoted", "overlap", "difference", "lower_bound", "reason")
 
 
 def channel(reason: pd.Series) -> pd.Series:
@@ -57,7 +63,7 @@ def inspected_rows(declarations: pd.DataFrame, outcomes: pd.DataFrame, target: T
 
 
 def monitor(declarations: pd.DataFrame, outcomes: pd.DataFrame, scores: pd.DataFrame | None,
-            target: Target | str = Target.HIT) -> Monitoring:  # fmt: skip
+            target: Target | str = Target.HIT, promotions: pd.DataFrame | None = None) -> Monitoring:  # fmt: skip
     rows = inspected_rows(declarations, outcomes, target)
     weekly = rows.groupby(["mode", "week", "channel"]).agg(inspected=("hit", "size"), hits=("hit", "sum")).reset_index()
     weekly["hit_rate"] = weekly["hits"] / weekly["inspected"]
@@ -73,7 +79,18 @@ def monitor(declarations: pd.DataFrame, outcomes: pd.DataFrame, scores: pd.DataF
     calibration = _calibration(rows, scores)
     audit = _audit(declarations, rows)
     lift, warnings = _warning(rows)
-    return Monitoring(weekly, estimates, calibration, audit, warnings, lift)
+    return Monitoring(weekly, estimates, calibration, audit, warnings, lift, champions(promotions))
+
+
+def champions(promotions: pd.DataFrame | None) -> pd.DataFrame:
+    """The promotion decisions in time order (`PROMOTION_COLUMNS`; missing ones empty), with the champion in
+    force after each and the overlap of consecutive champions' selections (only where one was promoted)."""
+    if promotions is None or not len(promotions):
+        return pd.DataFrame()
+    table = promotions.reindex(columns=list(PROMOTION_COLUMNS)).sort_values("decided", kind="stable")
+    table["promoted"] = table["promoted"].astype(str).str.lower().isin(["true", "1"])
+    table["champion_overlap"] = table["overlap"].where(table["promoted"])
+    return table.reset_index(drop=True)
 
 
 def _calibration(rows: pd.DataFrame, scores: pd.DataFrame | None) -> pd.DataFrame:

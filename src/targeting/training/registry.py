@@ -139,6 +139,28 @@ def promote(force: bool = False, budgets: dict[str, Budget] | None = None,
     )
 
 
+def promotion_log() -> pd.DataFrame:
+    """The `promotion` runs of the tracking store, oldest first: when decided, the challenger's version,
+    whether it was promoted, the overlap of the two selections, the estimated difference and its lower
+    bound, the reason (empty when the store does not exist yet: nothing is created)."""
+    uri = tracking.tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return pd.DataFrame()
+    tracking.setup()
+    runs = mlflow.search_runs(experiment_names=[tracking.EXPERIMENT], filter_string="tags.kind = 'promotion'",
+                              order_by=["attributes.start_time ASC"])  # fmt: skip
+    if not isinstance(runs, pd.DataFrame) or not len(runs):
+        return pd.DataFrame()
+
+    def column(name: str) -> pd.Series:
+        return runs[name] if name in runs else pd.Series(np.nan, index=runs.index)
+
+    return pd.DataFrame({"decided": runs["start_time"].astype(str), "version": column("params.challenger_version"),
+                         "promoted": column("params.promoted"), "overlap": column("metrics.selection_jaccard"),
+                         "difference": column("metrics.estimated_hits_difference"),
+                         "lower_bound": column("metrics.difference_lower_bound"), "reason": column("tags.evidence")})  # fmt: skip
+
+
 def log_run(result: TrainResult, data: TrainingData, params: dict[str, Any], history_dir: str | None,
             register: bool, progress: Progress | None = None) -> dict[str, Any]:  # fmt: skip
     """Log params, metrics, tables, plots, datasets and the pyfunc model; optionally register it."""

@@ -239,7 +239,15 @@ def run_policy(cfg: BacktestConfig, spec: PolicySpec, shared: LoopWorld, out: Pa
             (folder.parent / "scores").mkdir(exist_ok=True)
             chooser.scores.to_parquet(folder.parent / "scores" / f"day-{day:03d}.parquet")
         say(f"{spec.name}: day {day}", 1)
+    _promotion_log(record, shared.start).to_csv(folder.parent / "promotions.csv", index=False)
     return record
+
+
+def _promotion_log(record: PolicyRecord, start: pd.Timestamp) -> pd.DataFrame:
+    """The policy's promotion decisions as `targeting monitor --promotions` reads them."""
+    table = pd.DataFrame(record.promotions)
+    table.insert(0, "decided", [(start + pd.Timedelta(days=int(d))).date().isoformat() for d in table.pop("day")])
+    return table
 
 
 def _add(folder: Path, work: Path, declarations: pd.DataFrame, outcomes: pd.DataFrame, name: str) -> None:
