@@ -19,8 +19,11 @@ def recall_by_week(weekly: pd.DataFrame, events: list[tuple[str, int]], warmup: 
     for policy, part in weekly.groupby("policy", sort=False):
         ax.plot(part["week"], part[column], marker="o", markersize=3, label=str(policy),
                 linestyle="--" if policy in ("RULE-only", "ORACLE-loop") else "-")  # fmt: skip
-    for name, day in events:
-        week = (day - warmup) / 7
+    same_day: dict[int, list[str]] = {}
+    for name, day in events:  # events of one day share a line and a label
+        same_day.setdefault(day, []).append(name)
+    for day, names in same_day.items():
+        name, week = ", ".join(names), (day - warmup) / 7
         ax.axvline(week, color="grey", linestyle=":", linewidth=1)
         ax.text(week, 1.02, name, rotation=90, fontsize=7, va="bottom", ha="center", transform=ax.get_xaxis_transform())
     ax.set_xlabel("week of the loop")
