@@ -41,6 +41,7 @@ from targeting.history.store import (
     WINDOW_DAYS,
     HistoryStore,
     _seconds,
+    answer_parts,
     first_per_key,
     row_digests,
 )
@@ -332,7 +333,7 @@ class HistoryIndex:
         columns: list[str] = []
         at: dict[str, slice] = {}
         for name in names:
-            parts = ("decl", "insp", "hits", *(("first_seen_s", "last_hit_s") if name in PARTY_KEYS else ()))
+            parts = answer_parts(name)
             at[name] = slice(len(columns), len(columns) + len(parts))
             columns += [f"h_{name}_{part}" for part in parts]
         senders = self.pairs is not None and "address" in names and "consignor" in names

@@ -25,7 +25,7 @@ import pandas as pd
 
 from targeting.config import Target
 from targeting.contract.labels import POSITIVE_RESULTS, parse_target
-from targeting.history.store import PARTY_KEYS, ROUTE_KEYS, WINDOW_DAYS, HistoryStore, _seconds
+from targeting.history.store import PARTY_KEYS, ROUTE_KEYS, WINDOW_DAYS, HistoryStore, _seconds, answer_parts
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
@@ -43,8 +43,7 @@ def answer_columns(query_columns: Iterable[str]) -> list[str]:
     columns = []
     for name, col in KEY_COLUMNS.items():
         if col in present:
-            parts = ("decl", "insp", "hits", *(("first_seen_s", "last_hit_s") if name in PARTY_KEYS else ()))
-            columns += [f"h_{name}_{part}" for part in parts]
+            columns += [f"h_{name}_{part}" for part in answer_parts(name)]
     if _ADDRESS in present and _SENDER in present:
         columns.append("h_address_new_senders_30d")
     return columns
@@ -65,12 +64,9 @@ def as_of_sql(query_columns: Iterable[str], positive_results: Iterable[str]) -> 
     )
     running = "(PARTITION BY k, v ORDER BY t, kind, qrow ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
     pivot = []
-    for name, _col in names:
-        parts = {"decl": "decl", "insp": "insp", "hits": "hits"}
-        if name in PARTY_KEYS:
-            parts |= {"first_seen_s": "first_seen_s", "last_hit_s": "last_hit_s"}
-        pivot += [f"CAST(MAX(CASE WHEN k = '{name}' THEN {what} END) AS DOUBLE) AS h_{name}_{part}"
-                  for part, what in parts.items()]  # fmt: skip
+    for name, _col in names:  # the running columns are named as the answer's parts
+        pivot += [f"CAST(MAX(CASE WHEN k = '{name}' THEN {part} END) AS DOUBLE) AS h_{name}_{part}"
+                  for part in answer_parts(name)]  # fmt: skip
     senders = _ADDRESS in present and _SENDER in present
     sender_ctes = f""",
 pairs AS (  -- each (address, sender) pair's first declaration

@@ -36,6 +36,12 @@ PARTY_KEYS: dict[str, str] = {
 ROUTE_KEYS: dict[str, str] = {"origin": "origin_country", "load": "load_loc", "transit": "transit_locs",
                               "discharge": "discharge_loc"}  # fmt: skip
 WINDOW_DAYS = 30
+
+
+def answer_parts(name: str) -> tuple[str, ...]:
+    """What `as_of` answers for entity `name`, in column order (`h_<name>_<part>`): counts for every key,
+    first-seen and last-hit times for parties."""
+    return ("decl", "insp", "hits", *(("first_seen_s", "last_hit_s") if name in PARTY_KEYS else ()))
 _NS_PER_S = 1_000_000_000
 _SPAN = 10_000_000_000  # > any epoch second we will meet: composite key = code * _SPAN + second
 HISTORY_COLUMNS = ("declaration_id", "filed_at", *PARTY_KEYS.values(), *ROUTE_KEYS.values())
