@@ -45,6 +45,11 @@ class Evidence:
     #: Jaccard overlap of the two models' selections in the window (how much a promotion changes the list)
     overlap: float = np.nan
 
+    @classmethod
+    def uncompared(cls, window: str, table: pd.DataFrame, confidence: float, promote: bool, reason: str) -> Evidence:
+        """A decision taken without comparing the two models (no champion yet, or a comparison refused)."""
+        return cls(window, table, np.nan, (np.nan, np.nan), np.nan, confidence, promote, reason)
+
 
 def window_of(text: str) -> Window | None:
     """A model's recorded "[start, end)" window (None when it records none)."""
@@ -117,7 +122,7 @@ def compare(rows: pd.DataFrame, challenger: np.ndarray, champion: np.ndarray | N
                             "precision_estimated": found / max(1, int((mask & sel).sum()))})  # fmt: skip
     table = pd.DataFrame(records)
     if champion is None:
-        return Evidence(window, table, np.nan, (np.nan, np.nan), np.nan, confidence, True, "no champion yet")
+        return Evidence.uncompared(window, table, confidence, True, "no champion yet")
     gain = w * (chosen["challenger"].astype(float) - chosen["champion"].astype(float))
     day = rows["filed_at"].dt.tz_convert("UTC").dt.floor("D").astype("int64").to_numpy()
     days, day_code = np.unique(day, return_inverse=True)
@@ -155,18 +160,17 @@ def judge(challenger: Judged, champion: Judged | None, rows: pd.DataFrame, budge
     window = window_of(text)
     empty = pd.DataFrame()
     if champion is None and (window is None or not len(rows)):
-        return Evidence(text, empty, np.nan, (np.nan, np.nan), np.nan, confidence, True, "no champion yet")
+        return Evidence.uncompared(text, empty, confidence, True, "no champion yet")
     if window is None:
-        return Evidence("", empty, np.nan, (np.nan, np.nan), np.nan, confidence, False,
-                        "the challenger holds out no test window (trained with --test-days 0)")  # fmt: skip
+        return Evidence.uncompared("", empty, confidence, False,
+                                   "the challenger holds out no test window (trained with --test-days 0)")
     for name, model in (("challenger", challenger), ("champion", champion)):
         if model is not None and saw([model.meta.train_window, model.meta.valid_window], window):
-            return Evidence(text, empty, np.nan, (np.nan, np.nan), np.nan, confidence, False,
-                            f"the {name} was fitted on days of the window {text}: no honest comparison")  # fmt: skip
+            return Evidence.uncompared(text, empty, confidence, False,
+                                       f"the {name} was fitted on days of the window {text}: no honest comparison")
     rows = rows[window.mask(rows["filed_at"])].reset_index(drop=True)
     if champion is not None and not rows["label"].notna().any():
-        return Evidence(text, empty, np.nan, (np.nan, np.nan), np.nan, confidence, False,
-                        f"no inspected declaration in the test window {text} yet")  # fmt: skip
+        return Evidence.uncompared(text, empty, confidence, False, f"no inspected declaration in the test window {text} yet")
     new = challenger.predict_annotated(rows) if len(rows) else np.zeros(0)
     old = champion.predict_annotated(rows) if champion is not None and len(rows) else None
     return compare(rows, new, old, budgets, text, confidence, seed=seed)
