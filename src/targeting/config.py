@@ -133,6 +133,8 @@ DEFAULT_BUDGETS = "SEA=2%,AIR=1%,POST=0.5%,EXPRESS=0.5%"
 DEFAULT_EXPLORE = "10%"
 #: the model the batch and the server use
 DEFAULT_MODEL_URI = "models:/targeting@champion"
+#: rows per Spark scoring task (each task loads the model once)
+SCORING_PARTITION_ROWS = 200_000
 #: selected shipments drawn as cards in the review report (the rest are in scores.csv)
 REPORT_CARDS = 100
 SERVE_HOST = "127.0.0.1"

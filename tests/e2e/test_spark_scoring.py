@@ -3,6 +3,8 @@ optional `spark` extra; `make test` installs it, Java 17 comes with the machine)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -91,12 +93,56 @@ def test_spark_reads_a_partitioned_history_with_a_delta_as_the_pandas_path_does(
         assert done.exit_code == 0, done.output
     manifest = folder / "manifest-last.parquet"
     decl[days == last].to_parquet(manifest)
-    scores = {}
+    scores, said = {}, {}
     for engine in ("pandas", "spark"):
         out = folder / f"partitioned-{engine}"
         result = CliRunner().invoke(app, ["score", str(manifest), "--history", str(history), "--budget", "SEA=10%",
                                           "--no-report", "--out", str(out), "--engine", engine, "--spark-master", "local[2]"])  # fmt: skip
         assert result.exit_code == 0, result.output
         scores[engine] = pd.read_parquet(out / "scores.parquet").drop(columns=["scored_at"])
-    assert "committed after it" in " ".join(result.output.split())  # answered from the index and its delta
+        said[engine] = " ".join(result.output.split())
+    assert "committed after it" in said["pandas"]  # answered from the index and its delta
+    # Spark: the state computed from the committed files (none saved yet), the batch after its last event
+    assert "no saved state covers it" in said["spark"] and "joined to the history's state" in said["spark"]
     pd.testing.assert_frame_equal(scores["spark"], scores["pandas"], check_exact=False, rtol=1e-12)
+
+
+def test_spark_joins_the_saved_state_and_executors_read_no_driver_local_file(champion, small_world) -> None:
+    """`targeting history state` saves the state beside the partitioned history; scoring a later day joins the
+    batch to it (scores, decisions and reasons equal the pandas path's), and every file a Spark scan of the
+    scoring job reads lies under the history folder (nothing in a driver-local temporary folder)."""
+    from targeting.scoring import spark as spark_scoring
+
+    folder, _ = champion
+    history = folder / "partitioned"  # written by the test before (the delta folded into a new state)
+    done = CliRunner().invoke(app, ["history", "state", str(history), "--spark-master", "local[2]"])
+    assert done.exit_code == 0, done.output
+    assert (history / "as_of_state" / "hit" / "state.json").exists()
+    decl = pd.read_parquet(small_world / "declarations.parquet")
+    days = decl["filed_at"].dt.normalize()
+    manifest = folder / "manifest-last.parquet"
+    read: list[str] = []
+    annotate = spark_scoring.annotate_spark
+
+    def recording(spark, query, history_folder, target, say):
+        frame = annotate(spark, query, history_folder, target, say)
+        read.extend(frame.inputFiles())
+        return frame
+
+    spark_scoring.annotate_spark = recording
+    try:
+        scores = {}
+        for engine in ("pandas", "spark"):
+            out = folder / f"state-{engine}"
+            result = CliRunner().invoke(app, ["score", str(manifest), "--history", str(history), "--budget",
+                                              "SEA=10%,AIR=5%,POST=5%,EXPRESS=3%", "--explore", "10%", "--no-report", "--out", str(out), "--engine", engine,
+                                              "--spark-master", "local[2]"])  # fmt: skip
+            assert result.exit_code == 0, result.output
+            scores[engine] = pd.read_parquet(out / "scores.parquet").drop(columns=["scored_at"])
+    finally:
+        spark_scoring.annotate_spark = annotate
+    assert "joined to the history's state" in " ".join(result.output.split())
+    assert (days == days.max()).sum() == len(scores["spark"])
+    assert scores["pandas"]["reason_1"].notna().sum() > 10  # the selected rows' reasons, compared below
+    pd.testing.assert_frame_equal(scores["spark"], scores["pandas"], check_exact=False, rtol=1e-12)
+    assert read and all(Path(p.removeprefix("file:")).resolve().is_relative_to(history.resolve()) for p in read), read

@@ -8,7 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from targeting.history.relational import answer_columns, duckdb_as_of, spark_as_of
+from targeting.history.relational import (
+    KEY_COLUMNS,
+    answer_columns,
+    duckdb_as_of,
+    duckdb_state,
+    duckdb_state_as_of,
+    spark_as_of,
+    spark_state,
+    spark_state_as_of,
+)
 from targeting.history.store import HistoryStore
 from tests.history.test_living import _queries, _world
 
@@ -22,6 +31,20 @@ def _case(seed: int) -> tuple[HistoryStore, pd.DataFrame, pd.DataFrame]:
     query = pd.concat([_queries(decl.iloc[:1000], rng), decl.iloc[1000:]])
     query.index = np.arange(len(query)) * 3 + 7  # an index of its own, kept in the answer
     return store, insp, query
+
+
+def _state_case(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A history of the first 20 days (outcomes known by then; some arrive later and are not in it) and a
+    batch after it: the later declarations, one id repeated, a value never seen, missing keys."""
+    decl, insp = _world(seed, n=1400, days=30)
+    cut = pd.Timestamp("2024-01-21", tz="UTC")
+    history, outcomes = decl[decl["filed_at"] < cut], insp[insp["exam_at"] < cut]
+    batch = decl[decl["filed_at"] >= cut].copy()
+    batch.loc[batch.index[3], "consignee_id"] = "never-seen"
+    batch.loc[batch.index[4], "consignor_id"] = None
+    batch = pd.concat([batch, batch.iloc[[5]].assign(filed_at=batch["filed_at"].max())])  # a repeated id
+    batch.index = np.arange(len(batch)) * 2 + 1
+    return history, outcomes, batch
 
 
 def _assert_equal(got: pd.DataFrame, expected: pd.DataFrame) -> None:
@@ -47,6 +70,22 @@ def test_keys_absent_from_the_query_or_the_store_are_answered_as_the_reference_d
     _assert_equal(got, expected)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_duckdb_answers_from_the_state_equal_the_reference(seed) -> None:
+    """The state (per key value, summed over the history) and a batch filed after it: the batch's as-of
+    answers equal those of the whole history, its own earlier rows counted."""
+    history, outcomes, batch = _state_case(seed)
+    state = duckdb_state(history, outcomes)
+    assert state.cutoff < batch["filed_at"].min().timestamp()
+    assert len(state.keys) == sum(history[c].nunique() for c in KEY_COLUMNS.values() if c in history)
+    expected = HistoryStore.from_tables(history, outcomes).as_of(batch)
+    assert expected["h_consignee_hits"].max() > 0 and expected["h_address_new_senders_30d"].max() > 0
+    _assert_equal(duckdb_state_as_of(state, batch), expected)
+    # a manifest without the optional keys
+    lean = batch.drop(columns=["forwarder_id", "consignee_email_hash"])
+    _assert_equal(duckdb_state_as_of(state, lean), HistoryStore.from_tables(history, outcomes).as_of(lean))
+
+
 @pytest.mark.slow
 def test_spark_answers_equal_the_reference() -> None:
     from targeting.scoring.spark import session
@@ -54,8 +93,15 @@ def test_spark_answers_equal_the_reference() -> None:
     spark = session("local[2]", "targeting-as-of-test")
     for seed in (1, 2):
         store, insp, query = _case(seed)
+        rows = spark.createDataFrame(query.reset_index(drop=True).assign(qrow=np.arange(len(query))))
         answer = spark_as_of(spark, spark.createDataFrame(store.declarations), spark.createDataFrame(insp),
-                             spark.createDataFrame(query.reset_index(drop=True))).toPandas()  # fmt: skip
-        # qrow: Spark's unique row numbers, in the query's order
+                             rows).toPandas()  # fmt: skip
         got = answer.sort_values("qrow").drop(columns=["qrow"]).set_axis(query.index).astype("float64")
         _assert_equal(got, store.as_of(query))
+
+    history, outcomes, batch = _state_case(1)
+    state = spark_state(spark, spark.createDataFrame(history), spark.createDataFrame(outcomes))
+    rows = spark.createDataFrame(batch.reset_index(drop=True).assign(qrow=np.arange(len(batch))))
+    answer = spark_state_as_of(spark, state, rows).toPandas()
+    got = answer.sort_values("qrow").drop(columns=["qrow"]).set_axis(batch.index).astype("float64")
+    _assert_equal(got, HistoryStore.from_tables(history, outcomes).as_of(batch))

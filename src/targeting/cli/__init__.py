@@ -35,10 +35,11 @@ app.command()(evaluate.backtest)
 app.command()(evaluate.monitor)
 app.add_typer(evaluate_app, name="evaluate")
 
-history_app = typer.Typer(help="The history: add a day, migrate a single-file history, index it.", no_args_is_help=True)
+history_app = typer.Typer(help="The history: add a day, migrate a single-file history, index it, save its state for Spark.", no_args_is_help=True)
 history_app.command("add")(history.add)
 history_app.command("migrate")(history.migrate)
 history_app.command("index")(data.history_index)
+history_app.command("state")(history.state)
 app.add_typer(history_app, name="history")
 app.command()(history.examine)
 

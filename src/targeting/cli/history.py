@@ -70,6 +70,32 @@ def migrate(
 
 
 @handles_errors
+def state(
+    history: Annotated[Path, typer.Argument(help="a history folder (either layout)")],
+    target: Annotated[str, typer.Option(help="the models' target: hit or violation")] = "hit",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL")] = "local[2]",
+) -> None:
+    """Build the history's state on Spark (per key value: declarations, outcomes, hits, first-seen and
+    last-hit times; address-sender pairs) and save it beside the history, for `score --engine spark`."""
+    from targeting.contract.labels import parse_target
+    from targeting.history.folder import require_history
+    from targeting.history.spark import save_state
+    from targeting.scoring.job import check_engine
+    from targeting.scoring.spark import session
+
+    check_engine("spark")
+    require_history(history, "history folder")
+    say = stage_printer()
+    say(f"starting Spark ({spark_master})")
+    spark = session(spark_master, "targeting-history-state")
+    say("building the state from the committed files")
+    folder, sizes = save_state(spark, history, parse_target(target).value)
+    say("done")
+    summary("history state", list(sizes.items()), {})
+    out.print(f"wrote {folder} (score --engine spark joins to it until the history commits again)")
+
+
+@handles_errors
 def examine(
     world: Annotated[Path, typer.Argument(help="a simulated world's folder (written by `targeting simulate`)")],
     scores: Annotated[Path, typer.Option(help="a scoring run's scores (Parquet or CSV)")],

@@ -159,23 +159,8 @@ class HistorySource:
             candidate = ids.isin(self.store().declarations[DECLARATION_ID].astype(str)).to_numpy()
         if not candidate.any():
             return {}
-        mine = rows[candidate]
         theirs = self._store.declarations if self._store is not None else read_stored(self.folder, list(ids[candidate]))
-        theirs = theirs.drop_duplicates(DECLARATION_ID)
-        theirs = theirs.set_index(theirs[DECLARATION_ID].astype(str)).loc[ids[candidate].to_numpy()]
-        differs = {}
-        for c in CONTENT_COLUMNS:  # a value sent that differs from the stored one (one not sent contradicts nothing)
-            if c not in mine.columns:
-                continue
-            sent, kept = content_text(mine, c).to_numpy(), content_text(theirs, c).to_numpy()
-            differs[c] = (sent != "") & (sent != kept)
-        out = {}
-        for j, position in enumerate(np.flatnonzero(candidate)):
-            changed = [c for c in differs if differs[c][j]]
-            if changed:
-                out[int(position)] = (f"{DECLARATION_ID}: already in the history with other content "
-                                      f"({', '.join(changed)})")  # fmt: skip
-        return out
+        return content_conflicts(rows, candidate, theirs)
 
     def annotate(self, rows: pd.DataFrame, threads: int = 1,
                  prefetched: PrefetchedCodes | None = None) -> pd.DataFrame:  # fmt: skip
@@ -204,3 +189,25 @@ def annotate(declarations: pd.DataFrame, answerer: Answerer, threads: int = 1,
     else:
         counts = answerer.as_of(declarations, threads, prefetched)
     return pd.concat([declarations, counts], axis=1)
+
+
+def content_conflicts(rows: pd.DataFrame, candidate: np.ndarray, stored: pd.DataFrame) -> dict[int, str]:
+    """Of the `candidate` rows (a mask; their ids are stored), those whose content differs from the stored
+    row's (`stored` holds at least those ids): row position -> reason."""
+    ids = rows[DECLARATION_ID].astype(str)
+    mine = rows[candidate]
+    theirs = stored.drop_duplicates(DECLARATION_ID)
+    theirs = theirs.set_index(theirs[DECLARATION_ID].astype(str)).loc[ids[candidate].to_numpy()]
+    differs = {}
+    for c in CONTENT_COLUMNS:  # a value sent that differs from the stored one (one not sent contradicts nothing)
+        if c not in mine.columns:
+            continue
+        sent, kept = content_text(mine, c).to_numpy(), content_text(theirs, c).to_numpy()
+        differs[c] = (sent != "") & (sent != kept)
+    out = {}
+    for j, position in enumerate(np.flatnonzero(candidate)):
+        changed = [c for c in differs if differs[c][j]]
+        if changed:
+            out[int(position)] = (f"{DECLARATION_ID}: already in the history with other content "
+                                  f"({', '.join(changed)})")  # fmt: skip
+    return out

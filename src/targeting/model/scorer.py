@@ -52,8 +52,12 @@ class Scorer:
     def score_rows(self, rows: pd.DataFrame, prefetched: PrefetchedCodes | None = None) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores (the
         batch passes the `PrefetchedCodes` it started for the saved index, if any)."""
+        return self.score_annotated(self.history.annotate(rows, scoring_threads(), prefetched))
+
+    def score_annotated(self, annotated: pd.DataFrame) -> Scored:
+        """Rows that already carry their as-of answers (`h_*` columns, e.g. joined from the history's state
+        on Spark) -> the model's matrix, raw and calibrated scores."""
         threads = scoring_threads()
-        annotated = self.history.annotate(rows, threads, prefetched)
         matrix = self.model.matrix(annotated, threads)
         raw = self.model.raw_score(matrix, threads)
         return Scored(annotated, matrix, raw, self.model.probability(raw))

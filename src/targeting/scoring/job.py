@@ -57,14 +57,14 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
     say = progress or (lambda _s: None)
     check_engine(engine)
     with job_policy():
-        with Loading(partial(load_model, model_uri, history, no_history), paths,
+        with Loading(partial(load_model, model_uri, history, no_history, engine), paths,
                      lookups=engine == "pandas") as loading:  # fmt: skip
             say(f"reading and validating {len(paths)} manifest(s)")
             manifests = read_manifests(paths, loading.on_first_read)
             say("loading the model and the history index")
             model = loading.result()
             say(f"as-of history from {model.history_source}")
-            manifests = manifests.reject(model.scorer.history.conflicts(manifests.valid))
+            manifests = manifests.reject(conflicts(model.scorer, manifests, engine, spark_master))
             prefetched = loading.prefetched(manifests.kept_rows[0])
             result = score(manifests, model, budgets, explore, seed, engine, spark_master, say, prefetched)
     check_row_accounting(result, manifests)
@@ -93,12 +93,15 @@ def check_engine(engine: str) -> None:
         )
 
 
-def load_model(model_uri: str, history: Path | None, no_history: bool, large_batch: bool) -> Loaded[Model]:
+def load_model(model_uri: str, history: Path | None, no_history: bool, engine: str, large_batch: bool) -> Loaded[Model]:
     """The logged model's scorer, with its saved history index (if any) and the compiled loops loaded, and
-    for a large batch the index's table of stored ids (a small batch never uses that table)."""
+    for a large batch the index's table of stored ids (a small batch never uses that table). On Spark the
+    driver loads the model only: the history is read by the executors."""
     from targeting.serving.pyfunc import load_scorer
 
     scorer, resolved = load_scorer(model_uri, history, no_history)
+    if engine == "spark":
+        return Loaded(Model(scorer, resolved, f"the state of {scorer.history.folder or 'no history'} (Spark)"), None)
     history_loops.load()
     source = scorer.history.describe()  # loads the saved index, if any
     if large_batch:
@@ -107,6 +110,16 @@ def load_model(model_uri: str, history: Path | None, no_history: bool, large_bat
     # the manifest's key values are looked up ahead in the saved index (a delta's rows are looked up later)
     lookups = saved.index if saved is not None else None
     return Loaded(Model(scorer, resolved, source), lookups)
+
+
+def conflicts(scorer: Scorer, manifests: Manifests, engine: str, spark_master: str) -> dict[int, str]:
+    """Valid rows whose id the history holds with other content (position -> reason); on Spark the stored
+    rows of the batch's ids are found by the executors."""
+    if engine != "spark" or not len(manifests.valid):
+        return scorer.history.conflicts(manifests.valid)
+    from targeting.scoring.spark import session, stored_conflicts
+
+    return stored_conflicts(session(spark_master), scorer.history.folder, manifests.valid)
 
 
 def score(manifests: Manifests, model: Model, budgets: dict[str, Budget], explore: float, seed: int, engine: str,
