@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-BENCHMARKS = ("simulate", "threads", "train", "score", "serve", "shapes", "history", "kcs_loop")
+BENCHMARKS = ("simulate", "threads", "train", "score", "serve", "shapes", "history", "kcs_loop", "spark")
 
 
 def main(argv: list[str]) -> None:

@@ -135,6 +135,8 @@ DEFAULT_EXPLORE = "10%"
 DEFAULT_MODEL_URI = "models:/targeting@champion"
 #: rows per Spark scoring task (each task loads the model once)
 SCORING_PARTITION_ROWS = 200_000
+#: the JVM heap of a Spark session this process starts itself (local mode; spark-submit sets its own)
+SPARK_LOCAL_DRIVER_MEMORY = "4g"
 #: selected shipments drawn as cards in the review report (the rest are in scores.csv)
 REPORT_CARDS = 100
 SERVE_HOST = "127.0.0.1"

@@ -5,7 +5,7 @@ loading the history anywhere.
 ```
 HISTORY/as_of_state/<target>/
   state.json          what the state covers (the committed files, as the saved index records them) and its cutoff
-  keys/               per key value: declarations, outcomes known, hits, first-seen and last-hit times (Parquet)
+  keys/k=<entity>/    per key value: declarations, outcomes known, hits, first-seen and last-hit times (Parquet)
   pairs/              each (address, sender) pair and when it was first declared (Parquet)
 ```
 Every path handed to Spark is the history folder's own (on a cluster: the shared storage every executor
@@ -90,7 +90,8 @@ def save_state(spark: SparkSession, history: Path, target: str) -> tuple[Path, d
     folder = state_folder(history, target)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = folder.parent / f".{folder.name}-{uuid.uuid4().hex[:8]}"
-    state.keys.write.parquet(str(staging.resolve() / "keys"))
+    # one folder per entity: a batch's join reads, for each entity, only that entity's values
+    state.keys.write.partitionBy("k").parquet(str(staging.resolve() / "keys"))
     state.pairs.write.parquet(str(staging.resolve() / "pairs"))
     (staging / "state.json").write_text(json.dumps({"format": STATE_FORMAT, "fingerprint": stamp,
                                                     "cutoff": state.cutoff}))  # fmt: skip

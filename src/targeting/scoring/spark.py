@@ -40,8 +40,9 @@ _COUNTS_COLUMN = "__drift_counts__"
 _ROW = "qrow"  # the batch row's position, as the as-of query numbers its rows
 
 
-def session(master: str = "local[2]", app: str = "targeting-score") -> SparkSession:
-    """A Spark session in UTC (the contract's time zone) with Arrow transfers."""
+def session(master: str = "local[2]", app: str = "targeting-score", conf: dict[str, str] | None = None) -> SparkSession:
+    """A Spark session in UTC (the contract's time zone) with Arrow transfers (and `conf`, e.g. an event log,
+    when this call starts it)."""
     import warnings
 
     from pyspark.sql import SparkSession
@@ -56,8 +57,13 @@ def session(master: str = "local[2]", app: str = "targeting-score") -> SparkSess
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master comes from spark-submit
-        builder = builder.master(master)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the master and memory come from spark-submit
+        from targeting.config import SPARK_LOCAL_DRIVER_MEMORY
+
+        # in local mode the driver's JVM runs the executors too: Spark's 1g default is too small to join
+        builder = builder.master(master).config("spark.driver.memory", SPARK_LOCAL_DRIVER_MEMORY)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
     return (builder.appName(app)
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -112,9 +118,15 @@ def _spark_rows(spark: SparkSession, rows: pd.DataFrame) -> SparkFrame:
     """The batch as a Spark table numbered by position (`qrow`), sent from the driver's memory: no file the
     executors would have to find."""
     import pyarrow as pa
+    from pyspark import StorageLevel
 
     table = pa.Table.from_pandas(rows.assign(**{_ROW: np.arange(len(rows), dtype=np.int64)}), preserve_index=False)
-    return spark.createDataFrame(table)
+    # held by the executors once: the as-of query reads the batch in many places, and a plan that carried
+    # the rows themselves would copy them into each
+    frame = spark.createDataFrame(table).repartition(_partitions(spark, len(rows)))
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    frame.count()
+    return frame
 
 
 def annotate_spark(spark: SparkSession, query: SparkFrame, history: str, target: str,
@@ -180,6 +192,7 @@ def score_spark(spark: SparkSession, rows: pd.DataFrame, scorer: Scorer, model_u
                                                                 answers.reset_index(drop=True)], axis=1)))  # fmt: skip
     finally:
         annotated.unpersist()
+        query.unpersist()
     attach_reasons(frame, picked, exp)
     reference = scorer.model.meta.reference
     drift = psi_from_counts(reference, counts) if reference and counts else None
