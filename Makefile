@@ -59,7 +59,7 @@ strip: $(STAMP) ## remove outputs from the notebooks before committing them
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check src tests benchmarks notebooks
 
-bench: $(STAMP) ## performance benchmarks (prints tables)
+bench: $(SPARK_STAMP) ## performance benchmarks (prints tables; the spark one needs the spark extra)
 	$(BIN)/python -m benchmarks
 
 lock: ## re-resolve requirements.lock (and requirements-spark.lock, with the spark extra) from pyproject.toml

@@ -146,3 +146,56 @@ def test_spark_joins_the_saved_state_and_executors_read_no_driver_local_file(cha
     assert scores["pandas"]["reason_1"].notna().sum() > 10  # the selected rows' reasons, compared below
     pd.testing.assert_frame_equal(scores["spark"], scores["pandas"], check_exact=False, rtol=1e-12)
     assert read and all(Path(p.removeprefix("file:")).resolve().is_relative_to(history.resolve()) for p in read), read
+
+
+def test_history_add_on_spark_refuses_stored_ids_and_keeps_the_state_fresh(champion, small_world) -> None:
+    """`history add --engine spark` commits what the pandas add commits (stored ids found by a Spark join:
+    a day added twice is refused the second time) and leaves a state that covers the new commit."""
+    from targeting.history.layout import read_manifest
+
+    folder, _ = champion
+    history = folder / "spark-added"
+    older, day = folder / "older.parquet", folder / "day.parquet"  # written by the partitioned test above
+    runs = [["--declarations", str(older), "--outcomes", str(folder / "older-outcomes.parquet")],
+            ["--declarations", str(day), "--outcomes", str(folder / "day-outcomes.parquet")],
+            ["--declarations", str(day)]]  # fmt: skip
+    said = []
+    for args in runs:
+        done = CliRunner().invoke(app, ["history", "add", str(history), *args, "--engine", "spark",
+                                        "--spark-master", "local[2]"])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        said.append(" ".join(done.output.split()))
+    n_day = len(pd.read_parquet(day))
+    assert "already in the history" in said[2] and read_manifest(history).version == 2
+    pandas_built = read_manifest(folder / "partitioned")
+    assert read_manifest(history).adds[-1]["declarations"] == pandas_built.adds[-1]["declarations"] == n_day
+    manifest = folder / "manifest-last.parquet"
+    out = folder / "spark-added-score"
+    result = CliRunner().invoke(app, ["score", str(manifest), "--history", str(history), "--budget", "SEA=10%",
+                                      "--no-report", "--out", str(out), "--engine", "spark", "--spark-master", "local[2]"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "joined to the history's state" in text and "no saved state covers it" not in text
+
+
+def test_train_on_spark_fits_the_model_the_pandas_engine_fits(champion, small_world) -> None:
+    """`train --engine spark`: the inspected rows of the windows and their as-of features built by Spark;
+    the same rows (lineage digests), the same fitted model (validation metrics) as the pandas engine."""
+    import mlflow
+
+    folder, _ = champion
+    history = folder / "partitioned"  # the small world's partitioned history (written above)
+    runs = {}
+    for engine in ("pandas", "spark"):
+        done = CliRunner().invoke(app, ["train", "--history", str(history), "--train-end", "2023-05-01",
+                                        "--valid-end", "2023-06-01", "--engine", engine, "--spark-master", "local[2]"])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        run_id = done.output.split("MLflow run ")[1].split()[0]
+        runs[engine] = mlflow.get_run(run_id).data
+    pandas_run, spark_run = runs["pandas"], runs["spark"]
+    for key in ("lineage_train_rows", "lineage_train_rows_digest", "lineage_valid_rows_digest", "n_train",
+                "best_iteration"):  # fmt: skip
+        assert spark_run.params[key] == pandas_run.params[key], key
+    assert int(pandas_run.params["lineage_train_positives"]) > 10
+    for key in ("pr_auc", "roc_auc", "brier"):
+        assert abs(spark_run.metrics[key] - pandas_run.metrics[key]) < 1e-9, key

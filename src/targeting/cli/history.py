@@ -4,6 +4,7 @@ index), and `targeting examine` (the simulated world's inspections of a scoring 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -29,19 +30,39 @@ def add(
     before: Annotated[
         str | None, typer.Option(help="add only what was filed / known before this day (UTC): a backfill")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="pandas, or spark: stored ids looked up and the state for Spark scoring rebuilt by Spark")
+    ] = "pandas",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark")] = "local[2]",
+    target: Annotated[str, typer.Option(help="with --engine spark: the target of the state to rebuild")] = "hit",
 ) -> None:
     """Add a day's declarations and the outcomes known since to the history, in one commit: bad rows to the
     rejects (with reasons), duplicates refused, nothing added twice when run again."""
     from targeting.history.add import add as run
     from targeting.history.add import rejects_by_rule
+    from targeting.scoring.job import check_engine
+    from targeting.training.splits import utc
 
     if not declarations and not outcomes:
         raise InputFileError("give --declarations and/or --outcomes files to add")
+    check_engine(engine)
     say = stage_printer()
-    from targeting.training.splits import utc
+    stored, spark = None, None
+    if engine == "spark":
+        from targeting.history.spark import SparkFilings
+        from targeting.scoring.spark import session
 
+        say(f"starting Spark ({spark_master})")
+        spark = session(spark_master, "targeting-history-add")
+        stored = partial(SparkFilings, spark)
     result = run(history, declarations or [], outcomes or [], scores or [], utc(before) if before else None,
-                 progress=say)  # fmt: skip
+                 progress=say, stored=stored)  # fmt: skip
+    if spark is not None:
+        from targeting.contract.labels import parse_target
+        from targeting.history.spark import save_state
+
+        say("rebuilding the history's state (Spark)")
+        save_state(spark, history, parse_target(target).value)
     say("done")
     summary(f"{history}: version {result.version}", [
         ("declarations read", result.declarations_read), ("declarations added", result.declarations_added),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +16,11 @@ from targeting.cli.common import (
     print_frame,
     stage_printer,
 )
+from targeting.errors import ConfigError
+
+if TYPE_CHECKING:
+    from targeting.training.splits import TimeSplit
+    from targeting.training.train import TrainingData
 
 WORLD = Path(defaults.DEFAULT_WORLD)
 
@@ -63,26 +69,39 @@ def train(
         int,
         typer.Option(help="Optuna trials to tune LightGBM on the training window's last quarter (0 = off)"),
     ] = 0,
+    engine: Annotated[
+        str, typer.Option(help="pandas, or spark (with --history): the training rows and their as-of features "
+                               "built by Spark, LightGBM fitted here")
+    ] = "pandas",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark")] = "local[2]",
 ) -> None:
     """Train on the inspected declarations of a time window, evaluate at budget, log everything to MLflow."""
     from targeting.config import CATEGORICAL_COLUMNS, FeatureConfig, TrainConfig
+    from targeting.scoring.job import check_engine
     from targeting.training.registry import log_run
     from targeting.training.splits import time_split
     from targeting.training.train import train as run_training
 
+    check_engine(engine)
     say = stage_printer()
-    say("reading tables")
-    if history is not None:
-        from targeting.contract.labels import parse_target
-        from targeting.history.folder import read_history, require_history
-        from targeting.history.source import HistorySource
-        from targeting.training.train import TrainingData
-
-        source = HistorySource(require_history(history, "--history"), parse_target(target).value)
-        data = TrainingData(*read_history(history), history=source)
+    if engine == "spark":
+        if history is None:
+            raise ConfigError("--engine spark trains on a history folder: give --history FOLDER")
+        data, split = spark_data(history, train_end, valid_end, train_start, test_days, target, seed, spark_master, say)
     else:
-        data = load_tables(declarations, inspections)
-    split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"], test_days=test_days)
+        say("reading tables")
+        if history is not None:
+            from targeting.contract.labels import parse_target
+            from targeting.history.folder import read_history, require_history
+            from targeting.history.source import HistorySource
+            from targeting.training.train import TrainingData
+
+            source = HistorySource(require_history(history, "--history"), parse_target(target).value)
+            data = TrainingData(*read_history(history), history=source)
+        else:
+            data = load_tables(declarations, inspections)
+        split = time_split(train_end, valid_end, train_start, filed_at=data.declarations["filed_at"],
+                           test_days=test_days)  # fmt: skip
     extras = tuple(c for c in extra_numeric.split(",") if c)
     extra_cats = tuple(c for c in extra_categorical.split(",") if c)
     features = FeatureConfig(categorical=(*CATEGORICAL_COLUMNS, *extra_cats), extra_numeric=extras, seed=seed)
@@ -124,6 +143,26 @@ def train(
     )
 
 
+def spark_data(history: Path, train_end: str, valid_end: str, train_start: str | None, test_days: int, target: str,
+               seed: int, spark_master: str, say: Callable[[str], None]) -> tuple[TrainingData, TimeSplit]:  # fmt: skip
+    """The training rows of the split and their as-of answers, built on Spark from the history folder."""
+    from targeting.contract.labels import parse_target
+    from targeting.history.folder import require_history
+    from targeting.scoring.spark import session
+    from targeting.training.spark import filing_bounds, spark_training_data
+    from targeting.training.splits import time_split
+
+    require_history(history, "--history")
+    say(f"starting Spark ({spark_master})")
+    spark = session(spark_master, "targeting-train")
+    say("the history's filing times (Spark)")
+    split = time_split(train_end, valid_end, train_start, filed_at=filing_bounds(spark, history), test_days=test_days)
+    say("the inspected rows of the windows and their as-of features (Spark)")
+    data = spark_training_data(spark, history, split, parse_target(target), seed)
+    say(f"{len(data.declarations):,} rows on the driver")
+    return data, split
+
+
 @handles_errors
 def promote(
     force: Annotated[
@@ -139,7 +178,6 @@ def promote(
     """Judge the challenger against the champion on the challenger's test window (days neither model was
     fitted, early-stopped or calibrated on), at the budget, by inverse-propensity estimated hits with a
     bootstrap interval; move `champion` only when the challenger is shown better."""
-    from targeting.errors import ConfigError
     from targeting.scoring.decisions import parse_budgets
     from targeting.training.registry import promote as run
 

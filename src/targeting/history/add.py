@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -52,23 +53,32 @@ class AddResult:
     rejects_file: Path | None
 
 
+class StoredFilings(Protocol):
+    """Where the filing times of stored declarations come from."""
+
+    def filed_at(self, ids: pd.Series) -> pd.Series:
+        """Each id's filing time in the history (missing where the history does not hold it)."""
+        ...
+
+
 def add(folder: Path, declarations: list[Path], outcomes: list[Path], scores: list[Path] | None = None,
-        before: pd.Timestamp | None = None, progress: Callable[[str], None] | None = None) -> AddResult:  # fmt: skip
+        before: pd.Timestamp | None = None, progress: Callable[[str], None] | None = None,
+        stored: Callable[[Path], StoredFilings] | None = None) -> AddResult:  # fmt: skip
     """Add these files to the history in `folder` (created when new); see the module docstring. With
     `before`, only declarations filed and outcomes known before it are added (a backfill up to a day); the
-    rest is left for a later add."""
+    rest is left for a later add. `stored`: how the stored ids are looked up (default: the saved index)."""
     say = progress or (lambda _s: None)
     with layout.writer(folder) as manifest:
-        stored = _Stored(folder)
+        stored_filings = (stored or _Stored)(folder)
         say(f"reading and validating {len(declarations)} declaration file(s)")
-        decl, decl_rejects, n_decl = _declarations(declarations, stored)
+        decl, decl_rejects, n_decl = _declarations(declarations, stored_filings)
         later = 0
         if before is not None:
             early = (decl[FILED_AT] < before).to_numpy()
             decl, later = decl[early].reset_index(drop=True), int((~early).sum())
         say(f"reading and validating {len(outcomes)} outcome file(s)")
-        outs, out_rejects, n_out, skipped, later_outcomes = _outcomes(folder, outcomes, scores or [], decl, stored,
-                                                                      before)  # fmt: skip
+        outs, out_rejects, n_out, skipped, later_outcomes = _outcomes(folder, outcomes, scores or [], decl,
+                                                                      stored_filings, before)  # fmt: skip
         later += later_outcomes
         version = manifest.version + 1 if len(decl) or len(outs) else manifest.version  # nothing new: no commit
         say("writing and committing")
@@ -120,7 +130,7 @@ class _Stored:
         return out
 
 
-def _declarations(paths: list[Path], stored: _Stored) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+def _declarations(paths: list[Path], stored: StoredFilings) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """The valid declarations new to the history, the rejects, and the rows read."""
     if not paths:
         return DECLARATIONS.empty_frame(), pd.DataFrame(), 0
@@ -133,7 +143,7 @@ def _declarations(paths: list[Path], stored: _Stored) -> tuple[pd.DataFrame, pd.
     return manifests.valid, rejects, manifests.n_read
 
 
-def _outcomes(folder: Path, paths: list[Path], scores: list[Path], added: pd.DataFrame, stored: _Stored,
+def _outcomes(folder: Path, paths: list[Path], scores: list[Path], added: pd.DataFrame, stored: StoredFilings,
               before: pd.Timestamp | None = None) -> tuple[pd.DataFrame, pd.DataFrame, int, int, int]:  # fmt: skip
     """The valid outcomes new to the history, the rejects, the rows read, how many were skipped as identical
     to recorded ones, and how many were left for later (known on or after `before`)."""

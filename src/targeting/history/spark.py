@@ -22,6 +22,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
+
 from targeting.contract.schema import DECLARATIONS, INSPECTIONS
 from targeting.history.folder import fingerprint
 from targeting.history.layout import committed_files
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 STATE_FOLDER = "as_of_state"
+PARTITION_COLUMN = "day"
 STATE_FORMAT = 1
 
 
@@ -41,26 +45,57 @@ def state_folder(history: str | Path, target: str) -> Path:
 
 
 def _empty(spark: SparkSession, table: str, columns: list[str] | None = None) -> SparkFrame:
+    import pyarrow as pa
+
     frame = (DECLARATIONS if table == "declarations" else INSPECTIONS).empty_frame()
-    return spark.createDataFrame(frame[[c for c in (columns or frame.columns) if c in frame]])
+    frame = frame[[c for c in (columns or frame.columns) if c in frame]]
+    return spark.createDataFrame(pa.Table.from_pandas(frame, preserve_index=False))  # typed by its Arrow schema
 
 
-def history_frames(spark: SparkSession, history: str | Path | None) -> tuple[SparkFrame, SparkFrame]:
-    """The committed declarations (the columns as-of answers use) and outcomes of a history folder, read by
-    the executors from the folder's files (empty tables for no folder)."""
+def history_frames(spark: SparkSession, history: str | Path | None,
+                   columns: tuple[str, ...] | None = HISTORY_COLUMNS) -> tuple[SparkFrame, SparkFrame]:  # fmt: skip
+    """The committed declarations (these columns, or all with None; by default those as-of answers use)
+    and outcomes of a history folder, read by the executors from the folder's files (empty tables for no
+    folder)."""
     tables = []
-    for table, columns in (("declarations", list(HISTORY_COLUMNS)), ("outcomes", None)):
+    for table, wanted in (("declarations", columns), ("outcomes", None)):
         files = [str(Path(p).resolve()) for p in committed_files(history, table)] if history else []
         if not files:
-            tables.append(_empty(spark, table, columns))
+            tables.append(_empty(spark, table, list(wanted) if wanted else None))
             continue
         frame = spark.read.parquet(*files)
-        if columns:
-            frame = frame.select(*[c for c in columns if c in frame.columns])
+        if PARTITION_COLUMN in frame.columns:  # the folder's day, not a contract column
+            frame = frame.drop(PARTITION_COLUMN)
+        if wanted:
+            frame = frame.select(*[c for c in wanted if c in frame.columns])
         tables.append(frame)
     declarations, outcomes = tables
     # the partitioned layout holds each id once (`history add` refuses repeats); a single-file history may not
     return declarations.dropDuplicates(["declaration_id"]), outcomes
+
+
+class SparkFilings:
+    """The filing times of stored declarations, looked up by a Spark join of the ids asked for with the
+    history's declarations (`history add --engine spark`: the driver never reads every stored id)."""
+
+    def __init__(self, spark: SparkSession, history: Path) -> None:
+        self.spark, self.history = spark, history
+
+    def filed_at(self, ids: pd.Series) -> pd.Series:
+        from pyspark.sql import functions as F
+
+        out = pd.Series(pd.NaT, index=ids.index, dtype="datetime64[us, UTC]")
+        if not len(ids) or not committed_files(self.history, "declarations"):
+            return out
+        declarations, _ = history_frames(self.spark, self.history)
+        asked = self.spark.createDataFrame(pd.DataFrame({"declaration_id": ids.astype(str).unique()}))
+        found = (declarations.join(F.broadcast(asked), on="declaration_id", how="left_semi")
+                 .select("declaration_id", F.unix_micros("filed_at").alias("filed_us")).toPandas())  # fmt: skip
+        times = pd.Series(found["filed_us"].to_numpy(dtype="int64"), index=found["declaration_id"].astype(str).to_numpy())
+        micros = ids.astype(str).map(times).to_numpy(dtype="float64")  # NaN where not stored
+        known = ~np.isnan(micros)
+        out[known] = pd.to_datetime(micros[known].astype("int64"), unit="us", utc=True).astype("datetime64[us, UTC]")
+        return out
 
 
 def saved_state(spark: SparkSession, history: str | Path, target: str) -> SparkState | None:

@@ -72,22 +72,13 @@ def session(master: str = "local[2]", app: str = "targeting-score", conf: dict[s
 
 
 def _contract_types(pdf: pd.DataFrame) -> pd.DataFrame:
-    """Rows as Spark hands them to Python (naive UTC timestamps, dates as objects) -> contract dtypes, by the
-    contract's own typing (the driver validated these rows: none is rejected here); the as-of answers
-    (`h_*`) and the row number kept beside them."""
-    from targeting.contract.io import RawTable
-    from targeting.contract.validate import validate_frame
+    """Rows as Spark hands them to Python -> contract dtypes (the driver validated them), with the as-of
+    answers (`h_*`) and the row number kept beside them."""
+    from targeting.contract.from_spark import contract_typed
 
     extra = [c for c in pdf.columns if c.startswith("h_") or c == _ROW]
-    declared = pdf.drop(columns=extra)
-    for c in DECLARATIONS.of_kind("timestamp"):
-        if c in declared and getattr(declared[c].dt, "tz", None) is None:
-            declared[c] = declared[c].dt.tz_localize("UTC")
-    result = validate_frame(RawTable(declared, Path("spark-partition"), "spark"), DECLARATIONS)
-    if result.n_rejected:
-        raise AssertionError(f"a validated row was rejected on an executor: {result.rejects.iloc[0].to_dict()}")
-    return pd.concat([result.valid, pdf[extra].reset_index(drop=True).astype("float64").astype({_ROW: "int64"})],
-                     axis=1)  # fmt: skip
+    rows = contract_typed(pdf.drop(columns=extra), DECLARATIONS)
+    return pd.concat([rows, pdf[extra].reset_index(drop=True).astype("float64").astype({_ROW: "int64"})], axis=1)
 
 
 def _partition_scorer(model_uri: str) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
@@ -168,10 +159,12 @@ def score_spark(spark: SparkSession, rows: pd.DataFrame, scorer: Scorer, model_u
     say = progress or (lambda _s: None)
     rows = rows.reset_index(drop=True)
     query = _spark_rows(spark, rows)
-    annotated = annotate_spark(spark, query, scorer.history.folder, scorer.model.meta.target, say)
-    # a task loads the model once: a few large partitions, not the 200 of a shuffle
-    annotated = annotated.repartition(_partitions(spark, len(rows))).persist(StorageLevel.MEMORY_AND_DISK)
+    cached = [query]
     try:
+        annotated = annotate_spark(spark, query, scorer.history.folder, scorer.model.meta.target, say)
+        # a task loads the model once: a few large partitions, not the 200 of a shuffle
+        annotated = annotated.repartition(_partitions(spark, len(rows))).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(annotated)
         say(f"features and scores on Spark ({len(rows):,} declarations)")
         schema = f"{_ROW} long, risk_score double, {_COUNTS_COLUMN} string"
         out = annotated.mapInPandas(_partition_scorer(model_uri), schema=schema).toPandas()
@@ -191,8 +184,8 @@ def score_spark(spark: SparkSession, rows: pd.DataFrame, scorer: Scorer, model_u
         exp = scorer.explain(scorer.score_annotated(pd.concat([rows.iloc[chosen].reset_index(drop=True),
                                                                 answers.reset_index(drop=True)], axis=1)))  # fmt: skip
     finally:
-        annotated.unpersist()
-        query.unpersist()
+        for table in cached:
+            table.unpersist()
     attach_reasons(frame, picked, exp)
     reference = scorer.model.meta.reference
     drift = psi_from_counts(reference, counts) if reference and counts else None

@@ -40,6 +40,11 @@ class TrainingData:
     #: by `history add` and `history index`) answers the as-of counts, the same answers as a store built
     #: from the tables at a fraction of the cost; without a saved index the store is built
     history: HistorySource | None = None
+    #: the as-of answers (`h_*` columns) of every row of `declarations`, by `declaration_id`, computed
+    #: elsewhere (Spark: `training/spark.py`); then `declarations` may hold only the rows training reads
+    answers: pd.DataFrame | None = None
+    #: the declarations the drift reference is sampled from (default: `declarations`)
+    reference_pool: pd.DataFrame | None = None
 
 
 @dataclass
@@ -133,7 +138,8 @@ def prepare(data: TrainingData, split: TimeSplit, config: TrainConfig, target: T
         raise InputFileError(f"no positive labels ({target.value}) in the training window {split.train}")
     # a sample of every declaration of the training window (not only the inspected ones) is the drift
     # reference that scoring compares its batches with; annotated in the same as-of pass
-    window = data.declarations[split.train.mask(data.declarations["filed_at"])]
+    pool = data.reference_pool if data.reference_pool is not None else data.declarations
+    window = pool[split.train.mask(pool["filed_at"])]
     sample = window.sample(min(REFERENCE_ROWS, len(window)), random_state=config.seed)
     annotated = _annotated(data, pd.concat([train_rows, valid_rows, sample], ignore_index=True), target)
     n_tr, n_va = len(train_rows), len(valid_rows)
@@ -150,8 +156,11 @@ def prepare(data: TrainingData, split: TimeSplit, config: TrainConfig, target: T
 
 
 def _annotated(data: TrainingData, rows: pd.DataFrame, target: Target) -> pd.DataFrame:
-    """`rows` with their as-of history: from the history folder's saved index when it has one for `target`,
-    else from a store built from the tables."""
+    """`rows` with their as-of history: given with the data (Spark), else from the history folder's saved
+    index when it has one for `target`, else from a store built from the tables."""
+    if data.answers is not None:
+        found = data.answers.reindex(rows["declaration_id"].astype(str).to_numpy())
+        return pd.concat([rows, found.set_axis(rows.index)], axis=1)
     if data.history is not None and data.history.target == target.value and data.history.saved_index() is not None:
         return data.history.annotate(rows, threads=scoring_threads())
     return annotate(rows, HistoryStore.from_tables(data.declarations, data.inspections, target))
