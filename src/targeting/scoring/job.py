@@ -61,7 +61,7 @@ def score_files(paths: list[Path], model_uri: str, history: Path | None, out_dir
                      lookups=engine == "pandas") as loading:  # fmt: skip
             say(f"reading and validating {len(paths)} manifest(s)")
             manifests = read_manifests(paths, loading.on_first_read)
-            say("loading the model and the history index")
+            say("loading the model" + (" and the history index" if engine == "pandas" else ""))
             model = loading.result()
             say(f"as-of history from {model.history_source}")
             manifests = manifests.reject(conflicts(model.scorer, manifests, engine, spark_master))
