@@ -68,11 +68,6 @@ class HistorySource:
                                      "--no-history to score without any history")  # fmt: skip
             require_history(self.folder, "the model's history folder")
 
-    def including(self, rows: pd.DataFrame) -> HistorySource:
-        """This history plus a batch's declarations, so that any subset of the batch is answered as the
-        whole batch would be (what a partitioned engine needs)."""
-        return HistorySource(self.folder, self.target, self.store().including(rows))
-
     def changed(self) -> bool:
         """Whether the history committed something since this source read it (a stat of its manifest)."""
         return not self._fixed and bool(self.folder) and self._current_version() != self._version

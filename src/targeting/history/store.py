@@ -92,13 +92,6 @@ class HistoryStore:
         )
         return cls(decl.reset_index(drop=True), labels(inspections, target))
 
-    def including(self, declarations: pd.DataFrame) -> HistoryStore:
-        """This store plus a batch's declarations (as-of answers for any subset of the batch then equal the
-        answers for the whole batch: what a partitioned engine needs)."""
-        batch = declarations[[c for c in HISTORY_COLUMNS if c in declarations]]
-        decl = pd.concat([self.declarations, batch], ignore_index=True).drop_duplicates("declaration_id")
-        return HistoryStore(decl.reset_index(drop=True), self.outcomes)
-
     def as_of(self, query: pd.DataFrame) -> pd.DataFrame:
         """Raw as-of counts for every query row (index kept): `h_<entity>_<what>` columns."""
         query = query.reset_index(drop=False)

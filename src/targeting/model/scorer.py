@@ -45,10 +45,6 @@ class Scorer:
         """Answer as-of questions from this history folder instead of the configured one."""
         self.history = HistorySource(folder, self.model.meta.target)
 
-    def include_batch(self, rows: pd.DataFrame) -> None:
-        """Add a batch's declarations to the history, so that its rows can be scored in any split."""
-        self.history = self.history.including(rows)
-
     def score_rows(self, rows: pd.DataFrame, prefetched: PrefetchedCodes | None = None) -> Scored:
         """Contract-typed rows -> as-of annotated rows, the model's matrix, raw and calibrated scores (the
         batch passes the `PrefetchedCodes` it started for the saved index, if any)."""
