@@ -305,10 +305,13 @@ class SparkState:
     cutoff: int
 
 
-def _spark_prepared(frame: SparkFrame, time_column: str, time_name: str, columns: list[str]) -> SparkFrame:
+def _spark_prepared(frame: SparkFrame, time_column: str, time_name: str, columns: list[str],
+                    numbered: bool = False) -> SparkFrame:  # fmt: skip
+    """`_prepared` on Spark (with `numbered`, the frame's `qrow` kept as a long)."""
     from pyspark.sql import functions as F
 
-    return frame.select(F.unix_seconds(F.col(time_column)).alias(time_name),
+    number = [F.col("qrow").cast("long").alias("qrow")] if numbered else []
+    return frame.select(*number, F.unix_seconds(F.col(time_column)).alias(time_name),
                         *(F.col(c).cast("string").alias(c) if c in frame.columns else F.lit(None).cast("string").alias(c)
                           for c in columns))  # fmt: skip
 
@@ -321,13 +324,8 @@ def _spark_history(declarations: SparkFrame, inspections: SparkFrame) -> None:
 
 def _spark_query(query: SparkFrame) -> list[str]:
     """Registers `QUERY` (its `qrow` kept) and returns the key columns it names."""
-    from pyspark.sql import functions as F
-
     keys = list(KEY_COLUMNS.values())
-    rows = query.select(F.col("qrow").cast("long").alias("qrow"), F.unix_seconds(F.col("filed_at")).alias("filed_s"),
-                        *(F.col(c).cast("string").alias(c) if c in query.columns else F.lit(None).cast("string").alias(c)
-                          for c in ["declaration_id", *keys]))  # fmt: skip
-    rows.createOrReplaceTempView(QUERY)
+    _spark_prepared(query, "filed_at", "filed_s", ["declaration_id", *keys], numbered=True).createOrReplaceTempView(QUERY)
     return [c for c in query.columns if c in keys]
 
 

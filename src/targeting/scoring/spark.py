@@ -212,6 +212,7 @@ def _selected_answers(spark: SparkSession, annotated: SparkFrame, positions: np.
 def stored_conflicts(spark: SparkSession, history: str, rows: pd.DataFrame) -> dict[int, str]:
     """`HistorySource.conflicts` with the stored rows of the batch's ids found by a Spark join (only those
     rows, usually none, reach the driver)."""
+    from targeting.contract.from_spark import utc_timestamps
     from targeting.contract.schema import DECLARATION_ID
     from targeting.history.source import content_conflicts
     from targeting.history.spark import history_frames
@@ -223,9 +224,7 @@ def stored_conflicts(spark: SparkSession, history: str, rows: pd.DataFrame) -> d
     stored = declarations.join(ids, on=DECLARATION_ID, how="left_semi").toPandas()
     if not len(stored):
         return {}
-    for c in DECLARATIONS.of_kind("timestamp"):
-        if c in stored and getattr(stored[c].dt, "tz", None) is None:
-            stored[c] = stored[c].dt.tz_localize("UTC")
+    utc_timestamps(stored, DECLARATIONS)  # only the columns as-of answers use: not a whole contract row
     candidate = rows[DECLARATION_ID].astype(str).isin(stored[DECLARATION_ID].astype(str)).to_numpy()
     return content_conflicts(rows, candidate, stored)
 

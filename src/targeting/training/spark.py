@@ -19,6 +19,7 @@ from targeting.contract.from_spark import contract_typed
 from targeting.contract.schema import DECLARATIONS, INSPECTIONS, Table
 from targeting.history.relational import spark_as_of
 from targeting.history.spark import history_frames
+from targeting.history.store import HISTORY_COLUMNS
 from targeting.training.splits import TimeSplit, Window
 from targeting.training.train import TrainingData
 
@@ -53,15 +54,16 @@ def spark_training_data(spark: SparkSession, history: Path, split: TimeSplit, ta
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    keys, outcomes = history_frames(spark, history)
-    full, _ = history_frames(spark, history, columns=None)
+    full, outcomes = history_frames(spark, history, columns=None)
+    keys = full.select(*[c for c in HISTORY_COLUMNS if c in full.columns])  # what the as-of query reads
     span = Window(split.train.start, split.valid.end)
     inspected = outcomes.select("declaration_id").distinct()
     labelled = full.filter(_within(span)).join(inspected, on="declaration_id", how="left_semi")
     in_train = full.filter(_within(split.train))
     n_train = in_train.count()
     fraction = min(1.0, 1.5 * REFERENCE_ROWS / n_train) if n_train else 0.0
-    pool = in_train.sample(fraction=fraction, seed=seed).limit(2 * REFERENCE_ROWS)
+    # held once: `limit` picks its rows anew each time a plan is run, and the pool is read twice
+    pool = in_train.sample(fraction=fraction, seed=seed).limit(2 * REFERENCE_ROWS).persist(StorageLevel.MEMORY_AND_DISK)
     rows = labelled.unionByName(pool).dropDuplicates(["declaration_id"])
     rows = rows.withColumn("qrow", F.monotonically_increasing_id()).persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -73,6 +75,7 @@ def spark_training_data(spark: SparkSession, history: Path, split: TimeSplit, ta
                        .toPandas(), INSPECTIONS)  # fmt: skip
     finally:
         rows.unpersist()
+        pool.unpersist()
     collected = collected.sort_values(["filed_at", "declaration_id"], kind="stable").reset_index(drop=True)
     answered = answered.set_index(answered["declaration_id"].astype(str)).drop(columns=["declaration_id"])
     reference_pool = collected[collected["declaration_id"].astype(str).isin(pool_ids)]
