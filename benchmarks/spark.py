@@ -74,14 +74,14 @@ def setup() -> tuple[Path, dict[int, tuple[Path, Path]]]:
 
     cache = score.setup()
     _copies(max(SIZES))
-    decl = pd.read_parquet(dev_world() / "declarations.parquet")
-    last = decl["filed_at"].max().normalize()
-    batch = decl[decl["filed_at"] >= last - pd.Timedelta(days=BATCH_DAYS - 1)]
-    # the day after the copy's last event (outcomes are known up to weeks after the last filing)
-    end = max(decl["filed_at"].max(), pd.read_parquet(dev_world() / "inspections.parquet")["exam_at"].max())
-    shift = (end - batch["filed_at"].min()).ceil("D") + pd.Timedelta(days=1)
     manifest = CACHE / "batch.parquet"
     if not manifest.exists():  # the newest copy's (copy 0's) parties, new ids, after the history's last event
+        decl = pd.read_parquet(dev_world() / "declarations.parquet")
+        last = decl["filed_at"].max().normalize()
+        batch = decl[decl["filed_at"] >= last - pd.Timedelta(days=BATCH_DAYS - 1)]
+        # the day after the copy's last event (outcomes are known up to weeks after the last filing)
+        end = max(decl["filed_at"].max(), pd.read_parquet(dev_world() / "inspections.parquet")["exam_at"].max())
+        shift = (end - batch["filed_at"].min()).ceil("D") + pd.Timedelta(days=1)
         rows = batch.assign(declaration_id="new-" + batch["declaration_id"].astype("str"),
                             filed_at=batch["filed_at"] + shift)  # fmt: skip
         rows.to_parquet(manifest)
